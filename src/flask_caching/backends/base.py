@@ -1,0 +1,84 @@
+"""The backend interface: cachelib's ``BaseCache`` plus what Flask needs to build one.
+
+Every built-in backend subclasses :class:`BaseCache`. A backend only overrides what its
+store does better than the defaults (``get_many`` in one round trip, a scoped ``clear``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import typing as t
+
+from cachelib.base import BaseCache as _CachelibBaseCache
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+    from typing_extensions import Self
+
+__all__ = ["BaseCache", "iteritems_wrapper", "normalize_timeout"]
+
+Timeout = t.Union[int, float, dt.timedelta, None]
+
+
+def normalize_timeout(timeout: Timeout, default: int) -> int:
+    """Turn a timeout into whole seconds: ``None`` is *default*, fractions round up.
+
+    ``0`` means "never expire"; a negative result means "already expired".
+    """
+    if timeout is None:
+        return default
+    if isinstance(timeout, dt.timedelta):
+        return math.ceil(timeout.total_seconds())
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(
+            f"timeout must be a number of seconds or a timedelta, got {timeout!r}"
+        )
+    return math.ceil(timeout)
+
+
+def iteritems_wrapper(
+    mappingorseq: t.Mapping[str, t.Any] | t.Iterable[tuple[str, t.Any]],
+) -> t.Iterator[tuple[str, t.Any]]:
+    """Yield ``(key, value)`` pairs from a mapping or a sequence of pairs."""
+    if isinstance(mappingorseq, t.Mapping):
+        return iter(mappingorseq.items())
+    return iter(mappingorseq)
+
+
+class BaseCache(_CachelibBaseCache):
+    """Base class for flask_caching backends.
+
+    :param default_timeout: seconds an entry lives when ``set`` gets no timeout;
+        ``0`` means entries never expire.
+    """
+
+    #: True when ``get_many`` of several keys is a single request to the server.
+    #: The decorators read a value and its version keys together, so backends that
+    #: cannot batch still work, just with more round trips.
+    batched_get_many: bool = False
+
+    def __init__(self, default_timeout: Timeout = 300, **kwargs: t.Any) -> None:
+        super().__init__(
+            default_timeout=normalize_timeout(default_timeout, 300), **kwargs
+        )
+        self.ignore_errors = False
+
+    @classmethod
+    def factory(
+        cls,
+        app: Flask,
+        config: t.Mapping[str, t.Any],
+        args: list[t.Any],
+        kwargs: dict[str, t.Any],
+    ) -> Self:
+        """Build the backend for *app*; built-in backends map CACHE_* settings here.
+
+        *args* and *kwargs* are CACHE_ARGS and CACHE_OPTIONS. The default simply
+        passes them to the constructor.
+        """
+        return cls(*args, **kwargs)
+
+    def _normalize_timeout(self, timeout: Timeout) -> int:  # type: ignore[override]
+        return normalize_timeout(timeout, self.default_timeout)
