@@ -1,0 +1,283 @@
+"""A cache in a directory, safe for several processes sharing it.
+
+Each entry is one file named by the SHA-256 of its key, holding an 8-byte expiry
+followed by the serialized value. Writes go to a temporary file that is renamed into
+place, so a reader sees the old entry or the new one, never half of one. A file that
+cannot be read (truncated, corrupt, removed, unreadable) is a miss, and the directory
+is recreated when it disappears under a running app.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import struct
+import tempfile
+import time
+import typing as t
+
+from cachelib.serializers import FileSystemSerializer
+
+from ..exceptions import ConfigurationError
+from .base import BaseCache, Timeout
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+    from typing_extensions import Self
+
+logger = logging.getLogger("flask_caching")
+
+_HEADER = struct.Struct(">d")
+_SUFFIX = ".fcache"
+_TMP_PREFIX = ".tmp-"
+
+
+class FileSystemCache(BaseCache):
+    """Store entries as files in *cache_dir*.
+
+    :param cache_dir: the directory; created if missing.
+    :param threshold: when more files than this exist, expired then oldest entries
+        are removed. ``0`` means unbounded.
+    :param mode: permission bits of entry files, e.g. ``0o600`` (or ``600`` written
+        as a 3-digit octal number, as CACHE_OPTIONS ``mode`` is documented).
+    :param ignore_errors: ``delete_many`` and ``clear`` keep going past a file that
+        cannot be removed instead of reporting failure.
+    """
+
+    batched_get_many = False
+
+    def __init__(
+        self,
+        cache_dir: str,
+        threshold: int = 500,
+        default_timeout: Timeout = 300,
+        mode: int | None = None,
+        ignore_errors: bool = False,
+        hash_method: t.Callable[..., t.Any] = hashlib.sha256,
+    ) -> None:
+        super().__init__(default_timeout=default_timeout)
+        if not cache_dir:
+            raise ConfigurationError("CACHE_DIR must name a directory for FileSystemCache")
+        self._path = os.path.abspath(cache_dir)
+        self._threshold = threshold
+        self._mode = _parse_mode(mode)
+        self._hash = hash_method
+        self.ignore_errors = ignore_errors
+        self.serializer: t.Any = FileSystemSerializer()
+        self._ensure_dir()
+
+    @classmethod
+    def factory(
+        cls,
+        app: Flask,
+        config: t.Mapping[str, t.Any],
+        args: list[t.Any],
+        kwargs: dict[str, t.Any],
+    ) -> Self:
+        """Map CACHE_DIR, CACHE_THRESHOLD, CACHE_DEFAULT_TIMEOUT, CACHE_IGNORE_ERRORS."""
+        if not args and "cache_dir" not in kwargs and not config.get("CACHE_DIR"):
+            raise ConfigurationError(
+                "CACHE_DIR must be set to a directory when CACHE_TYPE is FileSystemCache"
+            )
+        kwargs = dict(kwargs)
+        if not args:
+            kwargs.setdefault("cache_dir", config["CACHE_DIR"])
+        kwargs.setdefault("threshold", config["CACHE_THRESHOLD"])
+        kwargs.setdefault("default_timeout", config["CACHE_DEFAULT_TIMEOUT"])
+        kwargs.setdefault("ignore_errors", config["CACHE_IGNORE_ERRORS"])
+        return cls(*args, **kwargs)
+
+    # -- files ---------------------------------------------------------------------
+
+    def _ensure_dir(self) -> None:
+        try:
+            os.makedirs(self._path, exist_ok=True)
+        except OSError as exc:
+            logger.warning("FileSystemCache: cannot create %s: %s", self._path, exc)
+
+    def _filename(self, key: str) -> str:
+        digest = self._hash(key.encode("utf-8")).hexdigest()
+        return os.path.join(self._path, digest + _SUFFIX)
+
+    def _entries(self) -> list[os.DirEntry[str]]:
+        try:
+            with os.scandir(self._path) as it:
+                return [e for e in it if e.name.endswith(_SUFFIX)]
+        except FileNotFoundError:
+            return []
+
+    @staticmethod
+    def _read_expiry(path: str) -> float | None:
+        try:
+            with open(path, "rb") as f:
+                head = f.read(_HEADER.size)
+        except OSError:
+            return None
+        if len(head) != _HEADER.size:
+            return None
+        expiry: float = _HEADER.unpack(head)[0]
+        return expiry
+
+    def _load(self, path: str) -> tuple[float, t.Any] | None:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        if len(data) < _HEADER.size:
+            return None
+        (expires,) = _HEADER.unpack_from(data)
+        if expires and expires <= time.time():
+            return None
+        try:
+            value = self.serializer.loads(data[_HEADER.size :])
+        except Exception as exc:
+            logger.warning("FileSystemCache: unreadable entry %s (%s)", path, exc)
+            return None
+        return expires, value
+
+    def _write(self, key: str, value: t.Any, timeout: Timeout, only_new: bool) -> bool:
+        seconds = self._normalize_timeout(timeout)
+        path = self._filename(key)
+        if seconds < 0:
+            self._unlink(path)
+            return True
+        expires = 0.0 if seconds == 0 else time.time() + seconds
+        payload = _HEADER.pack(expires) + self.serializer.dumps(value)
+        self._prune()
+        for attempt in range(2):
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self._path)
+            except FileNotFoundError:
+                if attempt:
+                    return False
+                self._ensure_dir()  # the directory vanished under us: repair it
+                continue
+            except OSError as exc:
+                logger.warning("FileSystemCache: cannot write %s: %s", self._path, exc)
+                return False
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(payload)
+                if self._mode is not None:
+                    os.chmod(tmp, self._mode)
+                if only_new:
+                    return self._link_new(tmp, path)
+                os.replace(tmp, path)
+                return True
+            except OSError as exc:
+                logger.warning("FileSystemCache: cannot write %s: %s", path, exc)
+                return False
+            finally:
+                self._unlink(tmp)
+        return False
+
+    def _link_new(self, tmp: str, path: str) -> bool:
+        # os.link fails when *path* exists, so exactly one of several racing
+        # processes creates the entry (the O_EXCL guarantee, without a partial file).
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            pass
+        expiry = self._read_expiry(path)
+        if expiry is not None and not (0 < expiry <= time.time()):
+            return False
+        self._unlink(path)  # expired or unreadable: take its place
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+
+    @staticmethod
+    def _unlink(path: str) -> bool:
+        try:
+            os.unlink(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+
+    def _prune(self) -> None:
+        if not self._threshold:
+            return
+        entries = self._entries()
+        if len(entries) < self._threshold:
+            return
+        now = time.time()
+        aged: list[tuple[float, str]] = []
+        for entry in entries:
+            expiry = self._read_expiry(entry.path)
+            if expiry is None or 0 < expiry <= now:
+                self._unlink(entry.path)
+                continue
+            try:
+                aged.append((entry.stat().st_mtime, entry.path))
+            except OSError:
+                continue
+        overflow = len(aged) - self._threshold + 1
+        if overflow > 0:
+            for _mtime, path in sorted(aged)[:overflow]:
+                self._unlink(path)
+
+    # -- the cache interface -------------------------------------------------------
+
+    def get(self, key: str) -> t.Any:
+        found = self._load(self._filename(key))
+        return None if found is None else found[1]
+
+    def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
+        return self._write(key, value, timeout, only_new=False)
+
+    def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
+        return self._write(key, value, timeout, only_new=True)
+
+    def delete(self, key: str) -> bool:
+        path = self._filename(key)
+        existed = os.path.exists(path)
+        return self._unlink(path) and existed
+
+    def delete_many(self, *keys: str) -> list[t.Any]:
+        deleted = []
+        for key in keys:
+            if self._unlink(self._filename(key)):
+                deleted.append(key)
+            elif not self.ignore_errors:
+                break
+        return deleted
+
+    def has(self, key: str) -> bool:
+        expiry = self._read_expiry(self._filename(key))
+        return expiry is not None and not (0 < expiry <= time.time())
+
+    def clear(self) -> bool:
+        ok = True
+        for entry in self._entries():
+            if not self._unlink(entry.path):
+                ok = False
+                if not self.ignore_errors:
+                    return False
+        return ok
+
+
+def _parse_mode(mode: int | None) -> int | None:
+    """Accept ``0o600`` or the documented 3-digit form ``600``; reject the rest."""
+    if mode is None:
+        return None
+    if isinstance(mode, bool) or not isinstance(mode, int):
+        raise ConfigurationError(f"CACHE_OPTIONS mode must be an int, got {mode!r}")
+    digits = str(mode)
+    if len(digits) == 3 and all(c in "01234567" for c in digits) and mode > 0o777:
+        return int(digits, 8)
+    if 0 <= mode <= 0o777:
+        return mode
+    raise ConfigurationError(
+        f"CACHE_OPTIONS mode={mode!r} is not a permission mode such as 600 or 0o600"
+    )
+
+
+__all__ = ["FileSystemCache"]

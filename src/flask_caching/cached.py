@@ -1,0 +1,290 @@
+"""``@cache.cached``: cache a view (or any function) under a key built from the request.
+
+The key is ``key_prefix`` with ``%s`` replaced by ``request.path`` (plus a digest of
+the sorted query arguments with ``query_string=True``), unless ``make_cache_key``
+builds it. Responses are stored as data (status, headers, body) and rebuilt on a hit.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import typing as t
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+from flask import current_app, has_request_context, request
+from werkzeug.wrappers import Response
+
+from .entry import MISS, data_to_response, is_response_data, response_to_data
+from .keys import query_digest, source_digest
+from .lookup import (
+    Outcome,
+    Runtime,
+    check_callable,
+    check_timeout,
+    drive_async,
+    drive_sync,
+    get_or_compute,
+    unless_caller,
+)
+from .signals import cache_view_hit, cache_view_miss
+
+logger = logging.getLogger("flask_caching")
+
+P = t.ParamSpec("P")
+R = t.TypeVar("R")
+R_co = t.TypeVar("R_co", covariant=True)
+
+#: the response header set on hits when ``response_hit_indication=True``
+HIT_HEADER = "hit_cache"
+
+
+class CachedResponse(Response):
+    """A response that carries its own cache timeout, which wins over the decorator's.
+
+    ``return CachedResponse(response=make_response(...), timeout=50)``
+    """
+
+    timeout: int | None
+
+    def __init__(self, response: t.Any = None, timeout: int | None = None, **kw: t.Any):
+        if isinstance(response, Response):
+            super().__init__(
+                response.get_data(),
+                status=response.status_code,
+                headers=response.headers,
+                **kw,
+            )
+        else:
+            super().__init__(response, **kw)
+        self.timeout = check_timeout(timeout)
+
+
+class CachedFunction(t.Protocol[P, R_co]):
+    """What ``@cached`` / ``@memoize`` return: the function plus its cache controls."""
+
+    uncached: Callable[P, R_co]
+    cache_timeout: int | None
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    def make_cache_key(self, *args: t.Any, **kwargs: t.Any) -> str: ...
+
+
+def _materialize(rv: t.Any) -> tuple[t.Any, bool]:
+    """Turn a generator/iterator result into its full body; False = cannot cache it."""
+    if isinstance(rv, (str, bytes, dict, list, tuple, Response)) or rv is None:
+        return rv, True
+    if isinstance(rv, Iterator) or inspect.isgenerator(rv):
+        items = list(rv)
+        if all(isinstance(i, str) for i in items):
+            return "".join(items), True
+        if all(isinstance(i, bytes) for i in items):
+            return b"".join(items), True
+        return iter(items), False
+    return rv, True
+
+
+def _to_payload(rv: t.Any) -> t.Any:
+    """What to store for a result: responses become data, the rest stays as is."""
+    if isinstance(rv, Response):
+        if rv.direct_passthrough:
+            return MISS  # a file stream (send_file): not ours to buffer
+        return response_to_data(rv)
+    if type(rv) is tuple and rv and isinstance(rv[0], Response):
+        response = current_app.make_response(rv)
+        return response_to_data(response)
+    return rv
+
+
+def _from_payload(payload: t.Any) -> t.Any:
+    if is_response_data(payload):
+        return data_to_response(payload, current_app.response_class)
+    return payload
+
+
+def _query_pairs(query_args: t.Any) -> Iterable[tuple[str, str]]:
+    if query_args is None:
+        return request.args.items(multi=True)
+    if isinstance(query_args, str):
+        from urllib.parse import parse_qsl
+
+        return parse_qsl(query_args, keep_blank_values=True)
+    if isinstance(query_args, Mapping):
+        pairs = []
+        for k, v in query_args.items():
+            values = v if isinstance(v, (list, tuple)) else [v]
+            pairs.extend((str(k), str(item)) for item in values)
+        return pairs
+    return [(str(k), str(v)) for k, v in query_args]
+
+
+def make_cached(
+    get_runtime: Callable[[], Runtime],
+    cache_owner: t.Any,
+    *,
+    timeout: int | None = None,
+    key_prefix: str | Callable[[], str] = "view/%s",
+    unless: Callable[..., bool] | None = None,
+    forced_update: Callable[[], bool] | None = None,
+    response_filter: Callable[[t.Any], bool] | None = None,
+    query_string: bool = False,
+    hash_method: Callable[..., t.Any] | None = None,
+    cache_none: bool = False,
+    make_cache_key: Callable[..., str] | None = None,
+    source_check: bool | None = None,
+    response_hit_indication: bool = False,
+    is_stale: Callable[[t.Any], bool] | None = None,
+) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
+    """Build the ``@cached`` decorator; every option is checked here, not per call."""
+    timeout = check_timeout(timeout)
+    for name, value in (
+        ("forced_update", forced_update),
+        ("response_filter", response_filter),
+        ("make_cache_key", make_cache_key),
+        ("is_stale", is_stale),
+        ("hash_method", hash_method),
+    ):
+        check_callable(value, name)
+    if not (isinstance(key_prefix, str) or callable(key_prefix)):
+        raise TypeError(f"key_prefix must be a string or a callable, got {key_prefix!r}")
+    skip = unless_caller(unless)
+
+    def decorator(f: Callable[P, R]) -> CachedFunction[P, R]:
+        src_cache: dict[t.Any, str] = {}
+
+        def source_suffix(rt: Runtime, hasher: Callable[..., t.Any]) -> str:
+            check = source_check if source_check is not None else rt.settings.source_check
+            if not check:
+                return ""
+            digest = src_cache.get(hasher)
+            if digest is None:
+                digest = src_cache[hasher] = source_digest(f, hasher)
+            return ":" + digest
+
+        def build_key(
+            rt: Runtime,
+            args: tuple[t.Any, ...],
+            kwargs: dict[str, t.Any],
+            path: str | None = None,
+            query_args: t.Any = None,
+        ) -> str:
+            hasher = hash_method or rt.settings.hash_method
+            if make_cache_key is not None:
+                key = make_cache_key(*args, **kwargs)
+            elif callable(key_prefix):
+                key = key_prefix()
+            else:
+                if "%s" in key_prefix:
+                    key = key_prefix % (path if path is not None else request.path)
+                else:
+                    key = key_prefix
+                if query_string:
+                    key += "?" + query_digest(_query_pairs(query_args), hasher)
+            return key + source_suffix(rt, hasher)
+
+        def outcome_of(rv: t.Any) -> Outcome:
+            rv, cacheable = _materialize(rv)
+            if not cacheable:
+                logger.warning(
+                    "%s returned an iterator of non-strings; not cached", f.__qualname__
+                )
+                return Outcome(rv, MISS)
+            if rv is None and not cache_none:
+                return Outcome(rv, MISS)
+            if response_filter is not None and not response_filter(rv):
+                return Outcome(rv, MISS)
+            override = rv.timeout if isinstance(rv, CachedResponse) else None
+            return Outcome(rv, _to_payload(rv), override)
+
+        def finish(
+            rt: Runtime,
+            key: str,
+            hit: bool,
+            value: t.Any,
+            args: tuple[t.Any, ...],
+            kwargs: dict[str, t.Any],
+        ) -> t.Any:
+            if rt.settings.enable_signals:
+                signal = cache_view_hit if hit else cache_view_miss
+                signal.send(
+                    cache_owner, cache=cache_owner, cache_key=key, args=args, kwargs=kwargs
+                )
+            if not hit:
+                return value
+            rv = _from_payload(value)
+            if response_hit_indication and has_request_context():
+                rv = current_app.make_response(rv)
+                rv.headers[HIT_HEADER] = "True"
+            return rv
+
+        def start(
+            args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
+        ) -> tuple[Runtime, str, bool] | None:
+            if skip is not None and skip(f, *args, **kwargs):
+                return None
+            rt = get_runtime()
+            try:
+                key = build_key(rt, args, kwargs)
+            except Exception as exc:
+                rt.failed("key", getattr(f, "__qualname__", "?"), exc)
+                return None
+            forced = bool(forced_update()) if forced_update is not None else False
+            return rt, key, forced
+
+        if inspect.iscoroutinefunction(f):
+
+            @functools.wraps(f)
+            async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+                started = start(args, kwargs)
+                if started is None:
+                    return await f(*args, **kwargs)  # type: ignore[misc]
+                rt, key, forced = started
+
+                async def compute() -> Outcome:
+                    return outcome_of(await f(*args, **kwargs))  # type: ignore[misc]
+
+                flow = get_or_compute(
+                    rt,
+                    key,
+                    timeout=wrapper.cache_timeout,
+                    forced=forced,
+                    is_stale=is_stale,
+                )
+                hit, value = await drive_async(flow, compute)
+                return finish(rt, key, hit, value, args, kwargs)
+
+            wrapper = t.cast(CachedFunction[P, R], async_wrapper)
+        else:
+
+            @functools.wraps(f)
+            def sync_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+                started = start(args, kwargs)
+                if started is None:
+                    return f(*args, **kwargs)
+                rt, key, forced = started
+                flow = get_or_compute(
+                    rt,
+                    key,
+                    timeout=wrapper.cache_timeout,
+                    forced=forced,
+                    is_stale=is_stale,
+                )
+                hit, value = drive_sync(flow, lambda: outcome_of(f(*args, **kwargs)))
+                return finish(rt, key, hit, value, args, kwargs)
+
+            wrapper = t.cast(CachedFunction[P, R], sync_wrapper)
+
+        def make_key(
+            *args: t.Any, path: str | None = None, query_args: t.Any = None, **kwargs: t.Any
+        ) -> str:
+            """The key this view uses; outside a request, give ``path`` (and query_args)."""
+            return build_key(get_runtime(), args, kwargs, path, query_args)
+
+        wrapper.uncached = f
+        wrapper.cache_timeout = timeout
+        wrapper.make_cache_key = make_key  # type: ignore[method-assign]
+        return wrapper
+
+    return decorator

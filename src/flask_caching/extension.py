@@ -1,0 +1,269 @@
+"""The ``Cache`` extension: configuration per app, the proxy methods, the decorators.
+
+One ``Cache`` may serve several apps (each with its own backend) and one app may
+have several ``Cache`` objects. The backend of the current app is
+``app.extensions["cache"][cache]``; everything the decorators need per call is
+prepared once in ``init_app``.
+"""
+
+from __future__ import annotations
+
+import typing as t
+import warnings
+from collections.abc import Callable, Mapping
+
+from flask import Flask, current_app
+
+from . import settings as settings_mod
+from .backends import BUILTIN, load_builtin
+from .backends.base import BaseCache, Timeout
+from .cached import CachedFunction, make_cached
+from .exceptions import ConfigurationError
+from .jinja2ext import ENV_ATTR, CacheExtension
+from .lookup import Runtime
+from .memoize import delete_memoized, delete_memoized_verhash, make_memoize
+
+P = t.ParamSpec("P")
+R = t.TypeVar("R")
+
+_RUNTIMES = "flask_caching"
+
+
+def _build_backend(app: Flask, conf: settings_mod.Settings) -> t.Any:
+    """Instantiate the backend CACHE_TYPE names, the way the guide describes."""
+    raw = conf.raw
+    args = list(raw["CACHE_ARGS"])
+    options = dict(raw["CACHE_OPTIONS"])
+    spec = raw["CACHE_TYPE"]
+    if isinstance(spec, str) and spec in BUILTIN:
+        factory: t.Any = load_builtin(spec)
+    elif isinstance(spec, str):
+        factory = settings_mod.import_string(spec, "CACHE_TYPE")
+    else:
+        factory = spec  # a class or callable given directly
+    if not callable(factory):
+        raise ConfigurationError(f"CACHE_TYPE={spec!r} is not a class or a callable")
+    if isinstance(factory, type) and issubclass(factory, BaseCache):
+        return factory.factory(app, raw, args, options)
+    if isinstance(factory, type) and factory.__module__.split(".")[0] == "cachelib":
+        options.setdefault("default_timeout", raw["CACHE_DEFAULT_TIMEOUT"])
+        return factory(*args, **options)
+    return factory(app, raw, args, options)
+
+
+class Cache:
+    """Caching for one or more Flask apps.
+
+    :param app: the app to set up now (or call :meth:`init_app` later).
+    :param with_jinja2_ext: register the ``{% cache %}`` template tag.
+    :param config: CACHE_* settings that win over ``app.config``.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        with_jinja2_ext: bool = True,
+        config: Mapping[str, t.Any] | None = None,
+    ) -> None:
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"config must be a mapping of CACHE_* settings, got {config!r}")
+        self.with_jinja2_ext = with_jinja2_ext
+        self.config = dict(config) if config else {}
+        self.app = app
+        self.source_check: bool | None = None
+        if app is not None:
+            self.init_app(app, config)
+
+    def init_app(self, app: Flask, config: Mapping[str, t.Any] | None = None) -> None:
+        """Build this Cache's backend for *app* from its settings."""
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"config must be a mapping of CACHE_* settings, got {config!r}")
+        conf = settings_mod.build(app.config, self.config, config)
+        if conf.backend_name == "NullCache" and not conf.raw["CACHE_NO_NULL_WARNING"]:
+            warnings.warn(
+                "Flask-Caching: CACHE_TYPE is NullCache, so nothing is cached. "
+                "Set CACHE_TYPE (e.g. 'SimpleCache') or CACHE_NO_NULL_WARNING=True.",
+                UserWarning,
+                stacklevel=2,
+            )
+        backend = _build_backend(app, conf)
+        if not callable(getattr(backend, "get_many", None)):
+            raise ConfigurationError(
+                f"CACHE_TYPE={conf.raw['CACHE_TYPE']!r} built {backend!r}, "
+                "which lacks the cache interface (get, set, get_many, ...)"
+            )
+        self.source_check = conf.source_check
+        app.extensions.setdefault("cache", {})[self] = backend
+        app.extensions.setdefault(_RUNTIMES, {})[self] = Runtime(backend, conf, app)
+        if self.with_jinja2_ext:
+            app.jinja_env.add_extension(CacheExtension)
+            setattr(app.jinja_env, ENV_ATTR, self._runtime)
+
+    # -- which app --------------------------------------------------------------
+
+    def _app(self) -> Flask:
+        try:
+            return t.cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
+        except RuntimeError:
+            if self.app is not None:
+                return self.app
+            raise RuntimeError(
+                "Working outside of application context: the cache is per app, so "
+                "use 'with app.app_context():' (or pass the app to Cache(app))."
+            ) from None
+
+    def _runtime(self) -> Runtime:
+        app = self._app()
+        try:
+            return t.cast(Runtime, app.extensions[_RUNTIMES][self])
+        except KeyError:
+            raise RuntimeError(
+                f"This Cache was not set up for app {app.name!r}: call cache.init_app(app)"
+            ) from None
+
+    @property
+    def cache(self) -> BaseCache:
+        """The backend of the current app."""
+        return self._runtime().backend
+
+    # -- proxy methods -----------------------------------------------------------
+
+    def get(self, key: str) -> t.Any:
+        """The value stored under *key*, or None."""
+        return self.cache.get(key)
+
+    def has(self, key: str) -> bool:
+        return bool(self.cache.has(key))
+
+    def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
+        _check_key(key)
+        return bool(self.cache.set(key, value, timeout=timeout))
+
+    def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
+        _check_key(key)
+        return bool(self.cache.add(key, value, timeout=timeout))
+
+    def delete(self, key: str) -> bool:
+        return bool(self.cache.delete(key))
+
+    def delete_many(self, *keys: str) -> list[t.Any]:
+        return list(self.cache.delete_many(*keys))
+
+    def get_many(self, *keys: str) -> list[t.Any]:
+        return list(self.cache.get_many(*keys))
+
+    def get_dict(self, *keys: str) -> dict[str, t.Any]:
+        return dict(self.cache.get_dict(*keys))
+
+    def set_many(self, mapping: Mapping[str, t.Any], timeout: Timeout = None) -> list[t.Any]:
+        for key in mapping:
+            _check_key(key)
+        return list(self.cache.set_many(mapping, timeout=timeout))
+
+    def inc(self, key: str, delta: int = 1) -> t.Any:
+        return self.cache.inc(key, delta=delta)
+
+    def dec(self, key: str, delta: int = 1) -> t.Any:
+        return self.cache.dec(key, delta=delta)
+
+    def clear(self) -> bool:
+        return bool(self.cache.clear())
+
+    def unlink(self, *keys: str) -> list[t.Any]:
+        """Delete keys (non-blocking on Redis where the backend supports it)."""
+        unlink = getattr(self.cache, "unlink", None)
+        if unlink is not None:
+            return list(unlink(*keys))
+        return list(self.cache.delete_many(*keys))
+
+    # -- decorators --------------------------------------------------------------
+
+    def cached(
+        self,
+        timeout: int | None = None,
+        key_prefix: str | Callable[[], str] = "view/%s",
+        unless: Callable[..., bool] | None = None,
+        forced_update: Callable[[], bool] | None = None,
+        response_filter: Callable[[t.Any], bool] | None = None,
+        query_string: bool = False,
+        hash_method: Callable[..., t.Any] | None = None,
+        cache_none: bool = False,
+        make_cache_key: Callable[..., str] | None = None,
+        source_check: bool | None = None,
+        response_hit_indication: bool = False,
+        is_stale: Callable[[t.Any], bool] | None = None,
+    ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
+        """Cache a view (key from the request path) or, with ``key_prefix``, a function."""
+        return make_cached(
+            self._runtime,
+            self,
+            timeout=timeout,
+            key_prefix=key_prefix,
+            unless=unless,
+            forced_update=forced_update,
+            response_filter=response_filter,
+            query_string=query_string,
+            hash_method=hash_method,
+            cache_none=cache_none,
+            make_cache_key=make_cache_key,
+            source_check=source_check,
+            response_hit_indication=response_hit_indication,
+            is_stale=is_stale,
+        )
+
+    def memoize(
+        self,
+        timeout: int | None = None,
+        make_name: Callable[[str], str] | None = None,
+        unless: Callable[..., bool] | None = None,
+        forced_update: Callable[[], bool] | None = None,
+        response_filter: Callable[[t.Any], bool] | None = None,
+        hash_method: Callable[..., t.Any] | None = None,
+        cache_none: bool = False,
+        source_check: bool | None = None,
+        args_to_ignore: t.Iterable[str] | None = None,
+        is_stale: Callable[[t.Any], bool] | None = None,
+    ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
+        """Cache a function per distinct call (arguments are part of the key)."""
+        return make_memoize(
+            self._runtime,
+            self,
+            timeout=timeout,
+            make_name=make_name,
+            unless=unless,
+            forced_update=forced_update,
+            response_filter=response_filter,
+            hash_method=hash_method,
+            cache_none=cache_none,
+            source_check=source_check,
+            args_to_ignore=args_to_ignore,
+            is_stale=is_stale,
+        )
+
+    def delete_memoized(self, f: t.Any, *args: t.Any, **kwargs: t.Any) -> None:
+        """Drop every entry of memoized *f*, or with arguments just that call's."""
+        delete_memoized(self._runtime(), f, *args, **kwargs)
+
+    def delete_memoized_verhash(self, f: t.Any, *args: t.Any) -> None:
+        """Drop *f*'s version key: all its entries become misses."""
+        delete_memoized_verhash(self._runtime(), f)
+
+    def delete_cached(
+        self,
+        f: t.Any,
+        path: str | None = None,
+        query_args: t.Any = None,
+        **view_args: t.Any,
+    ) -> bool:
+        """Delete the entry a ``@cached`` view stored for *path* (and query args)."""
+        make_key = getattr(f, "make_cache_key", None)
+        if make_key is None or not hasattr(f, "uncached"):
+            raise TypeError(f"{f!r} is not a @cached-decorated function")
+        if getattr(f, "_flask_caching_memoize", None) is not None:
+            raise TypeError("use delete_memoized() for @memoize-decorated functions")
+        return self.delete(make_key(path=path, query_args=query_args, **view_args))
+
+
+def _check_key(key: t.Any) -> None:
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str, got {type(key).__name__} {key!r}")

@@ -1,0 +1,216 @@
+"""Every CACHE_* setting in one table, resolved once per app into a frozen ``Settings``.
+
+Precedence: the dict given to ``init_app`` > the dict given to ``Cache(...)`` >
+``app.config`` > the defaults below. Nothing else in the package reads ``app.config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import typing as t
+import warnings
+from collections.abc import Callable, Mapping
+
+from .backends import DEPRECATED
+from .exceptions import ConfigurationError
+
+_Number = (int, float)
+
+#: name -> (default, accepted types or None for "anything")
+TABLE: dict[str, tuple[t.Any, tuple[type, ...] | None]] = {
+    "CACHE_TYPE": ("NullCache", None),
+    "CACHE_NO_NULL_WARNING": (False, (bool,)),
+    "CACHE_ARGS": ([], (list, tuple)),
+    "CACHE_OPTIONS": ({}, (dict,)),
+    "CACHE_DEFAULT_TIMEOUT": (300, _Number),
+    "CACHE_IGNORE_ERRORS": (False, (bool,)),
+    "CACHE_THRESHOLD": (500, (int,)),
+    "CACHE_KEY_PREFIX": ("flask_cache_", None),
+    "CACHE_SOURCE_CHECK": (False, (bool,)),
+    "CACHE_HASH_METHOD": (hashlib.sha256, None),
+    "CACHE_ENABLE_SIGNALS": (False, (bool,)),
+    "CACHE_UWSGI_NAME": ("", (str,)),
+    "CACHE_MEMCACHED_SERVERS": (None, (list, tuple, str)),
+    "CACHE_MEMCACHED_USERNAME": (None, (str,)),
+    "CACHE_MEMCACHED_PASSWORD": (None, (str,)),
+    "CACHE_REDIS_HOST": (None, None),
+    "CACHE_REDIS_PORT": (None, (int, str)),
+    "CACHE_REDIS_PASSWORD": (None, (str,)),
+    "CACHE_REDIS_DB": (None, (int, str)),
+    "CACHE_REDIS_URL": (None, (str,)),
+    "CACHE_REDIS_SENTINELS": (None, (list, tuple)),
+    "CACHE_REDIS_SENTINEL_MASTER": (None, (str,)),
+    "CACHE_REDIS_CLUSTER": (None, (str, list, tuple)),
+    "CACHE_DIR": (None, (str,)),
+    "CACHE_SERIALIZER": (None, None),
+    "CACHE_SERIALIZER_ALGORITHM": ("sha256", (str,)),
+    "CACHE_SECRET_KEY": (None, (str, bytes, list, tuple)),
+}
+
+#: a type check that should not accept bools where numbers are expected
+_NO_BOOL = {"CACHE_DEFAULT_TIMEOUT", "CACHE_THRESHOLD", "CACHE_REDIS_PORT"}
+
+HashMethod = Callable[..., t.Any]
+
+#: the standard hashlib constructors accepted by name or as callables
+SUPPORTED_HASH_FUNCTIONS: tuple[HashMethod, ...] = (
+    hashlib.sha1,
+    hashlib.sha224,
+    hashlib.sha256,
+    hashlib.sha384,
+    hashlib.sha512,
+    hashlib.md5,
+    hashlib.blake2b,
+    hashlib.blake2s,
+    hashlib.sha3_224,
+    hashlib.sha3_256,
+    hashlib.sha3_384,
+    hashlib.sha3_512,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The resolved configuration of one Cache on one app.
+
+    ``raw`` holds every CACHE_* key (defaults filled in) for backend factories.
+    """
+
+    raw: Mapping[str, t.Any]
+    backend_name: str
+    default_timeout: int | float
+    source_check: bool
+    hash_method: HashMethod
+    enable_signals: bool
+
+    def __getitem__(self, name: str) -> t.Any:
+        return self.raw[name]
+
+
+def merge(
+    app_config: Mapping[str, t.Any],
+    *overrides: Mapping[str, t.Any] | None,
+) -> dict[str, t.Any]:
+    """Layer the defaults, app.config and the override dicts (later ones win)."""
+    merged: dict[str, t.Any] = {}
+    for name, (default, _types) in TABLE.items():
+        merged[name] = _copy(default)
+    for source in (app_config, *overrides):
+        if not source:
+            continue
+        for name, value in source.items():
+            if isinstance(name, str) and name.startswith("CACHE_"):
+                merged[name] = value
+    for name in ("SECRET_KEY", "SECRET_KEY_FALLBACKS", "DEBUG"):
+        if name in app_config:
+            merged.setdefault(name, app_config[name])
+    return merged
+
+
+def _copy(value: t.Any) -> t.Any:
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def validate(raw: Mapping[str, t.Any]) -> None:
+    """Raise ConfigurationError naming the first setting whose type is wrong."""
+    for name, (_default, types) in TABLE.items():
+        value = raw.get(name)
+        if value is None or types is None:
+            continue
+        bad_bool = name in _NO_BOOL and isinstance(value, bool)
+        if bad_bool or not isinstance(value, types):
+            expected = " or ".join(tp.__name__ for tp in types)
+            raise ConfigurationError(
+                f"{name} must be {expected}, got {type(value).__name__} {value!r}"
+            )
+    timeout = raw["CACHE_DEFAULT_TIMEOUT"]
+    if timeout < 0:
+        raise ConfigurationError(
+            f"CACHE_DEFAULT_TIMEOUT must be >= 0 seconds (0 = never expire), got {timeout!r}"
+        )
+    if raw["CACHE_THRESHOLD"] < 0:
+        raise ConfigurationError("CACHE_THRESHOLD must be >= 0")
+
+
+def resolve_hash_method(value: t.Any, setting: str = "CACHE_HASH_METHOD") -> HashMethod:
+    """Accept a hashlib constructor or its name ("sha256"); fail naming *setting*."""
+    if isinstance(value, str):
+        try:
+            hashlib.new(value)
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(
+                f"{setting}={value!r} is not a hash algorithm hashlib knows"
+            ) from exc
+        name = value
+        return lambda data=b"": hashlib.new(name, data)
+    if not callable(value):
+        raise ConfigurationError(
+            f"{setting} must be a hashlib constructor such as hashlib.sha256, "
+            f"got {value!r}"
+        )
+    try:
+        probe = value(b"flask_caching")
+        probe.hexdigest()
+    except Exception as exc:
+        raise ConfigurationError(
+            f"{setting}={value!r} does not behave like a hashlib constructor "
+            "(called with bytes, it must return an object with hexdigest())"
+        ) from exc
+    return t.cast(HashMethod, value)
+
+
+def build(
+    app_config: Mapping[str, t.Any],
+    *overrides: Mapping[str, t.Any] | None,
+) -> Settings:
+    """Merge, validate and freeze the settings for one Cache on one app."""
+    raw = merge(app_config, *overrides)
+    validate(raw)
+    backend = raw["CACHE_TYPE"]
+    name = backend if isinstance(backend, str) else ""
+    if name in DEPRECATED:
+        warnings.warn(
+            f"CACHE_TYPE={name!r} is deprecated; use {DEPRECATED[name]!r}",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        name = DEPRECATED[name]
+        raw["CACHE_TYPE"] = name
+    return Settings(
+        raw=raw,
+        backend_name=name,
+        default_timeout=raw["CACHE_DEFAULT_TIMEOUT"],
+        source_check=raw["CACHE_SOURCE_CHECK"],
+        hash_method=resolve_hash_method(raw["CACHE_HASH_METHOD"]),
+        enable_signals=raw["CACHE_ENABLE_SIGNALS"],
+    )
+
+
+def import_string(path: str, setting: str) -> t.Any:
+    """Import ``package.module.attr`` (or ``package.module:attr``), naming *setting*."""
+    module_name, sep, attr = path.partition(":")
+    if not sep:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise ConfigurationError(
+            f"{setting}={path!r} is neither a built-in name nor an import string "
+            "like 'package.module.ClassName'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"{setting}={path!r}: cannot import module {module_name!r} ({exc})"
+        ) from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError as exc:
+        raise ConfigurationError(
+            f"{setting}={path!r}: module {module_name!r} has no attribute {attr!r}"
+        ) from exc
