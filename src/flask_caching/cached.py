@@ -20,7 +20,6 @@ from .entry import MISS, data_to_response, is_response_data, response_to_data
 from .keys import query_digest, source_digest
 from .lookup import (
     Outcome,
-    Runtime,
     check_callable,
     check_timeout,
     drive_async,
@@ -28,13 +27,13 @@ from .lookup import (
     get_or_compute,
     unless_caller,
 )
+from .runtime import Runtime
 from .signals import cache_view_hit, cache_view_miss
 
 logger = logging.getLogger("flask_caching")
 
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
-R_co = t.TypeVar("R_co", covariant=True)
 
 #: the response header set on hits when ``response_hit_indication=True``
 HIT_HEADER = "hit_cache"
@@ -61,13 +60,13 @@ class CachedResponse(Response):
         self.timeout = check_timeout(timeout)
 
 
-class CachedFunction(t.Protocol[P, R_co]):
+class CachedFunction(t.Protocol[P, R]):
     """What ``@cached`` / ``@memoize`` return: the function plus its cache controls."""
 
-    uncached: Callable[P, R_co]
+    uncached: Callable[P, R]
     cache_timeout: int | None
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
     def make_cache_key(self, *args: t.Any, **kwargs: t.Any) -> str: ...
 
@@ -112,7 +111,7 @@ def _query_pairs(query_args: t.Any) -> Iterable[tuple[str, str]]:
 
         return parse_qsl(query_args, keep_blank_values=True)
     if isinstance(query_args, Mapping):
-        pairs = []
+        pairs: list[tuple[str, str]] = []
         for k, v in query_args.items():
             values = v if isinstance(v, (list, tuple)) else [v]
             pairs.extend((str(k), str(item)) for item in values)
@@ -148,14 +147,18 @@ def make_cached(
     ):
         check_callable(value, name)
     if not (isinstance(key_prefix, str) or callable(key_prefix)):
-        raise TypeError(f"key_prefix must be a string or a callable, got {key_prefix!r}")
+        raise TypeError(
+            f"key_prefix must be a string or a callable, got {key_prefix!r}"
+        )
     skip = unless_caller(unless)
 
     def decorator(f: Callable[P, R]) -> CachedFunction[P, R]:
         src_cache: dict[t.Any, str] = {}
 
         def source_suffix(rt: Runtime, hasher: Callable[..., t.Any]) -> str:
-            check = source_check if source_check is not None else rt.settings.source_check
+            check = (
+                source_check if source_check is not None else rt.settings.source_check
+            )
             if not check:
                 return ""
             digest = src_cache.get(hasher)
@@ -209,7 +212,11 @@ def make_cached(
             if rt.settings.enable_signals:
                 signal = cache_view_hit if hit else cache_view_miss
                 signal.send(
-                    cache_owner, cache=cache_owner, cache_key=key, args=args, kwargs=kwargs
+                    cache_owner,
+                    cache=cache_owner,
+                    cache_key=key,
+                    args=args,
+                    kwargs=kwargs,
                 )
             if not hit:
                 return value
@@ -239,11 +246,11 @@ def make_cached(
             async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
                 started = start(args, kwargs)
                 if started is None:
-                    return await f(*args, **kwargs)  # type: ignore[misc]
+                    return await f(*args, **kwargs)
                 rt, key, forced = started
 
                 async def compute() -> Outcome:
-                    return outcome_of(await f(*args, **kwargs))  # type: ignore[misc]
+                    return outcome_of(await f(*args, **kwargs))
 
                 flow = get_or_compute(
                     rt,
@@ -277,12 +284,15 @@ def make_cached(
             wrapper = t.cast(CachedFunction[P, R], sync_wrapper)
 
         def make_key(
-            *args: t.Any, path: str | None = None, query_args: t.Any = None, **kwargs: t.Any
+            *args: t.Any,
+            path: str | None = None,
+            query_args: t.Any = None,
+            **kwargs: t.Any,
         ) -> str:
             """The key this view uses; outside a request, give ``path`` (and query_args)."""
             return build_key(get_runtime(), args, kwargs, path, query_args)
 
-        wrapper.uncached = f
+        wrapper.uncached = t.cast(Callable[P, R], f)
         wrapper.cache_timeout = timeout
         wrapper.make_cache_key = make_key  # type: ignore[method-assign]
         return wrapper

@@ -63,7 +63,9 @@ def is_fresh(entry: Entry, now: float) -> bool:
     return not fresh_until or now < fresh_until
 
 
-def response_to_data(response: Response) -> tuple[str, int, list[tuple[str, str]], bytes]:
+def response_to_data(
+    response: Response,
+) -> tuple[str, int, list[tuple[str, str]], bytes]:
     """A response as plain data: the body is read (streams are consumed) once."""
     body = response.get_data()
     headers = [(k, v) for k, v in response.headers.items()]
@@ -78,9 +80,7 @@ def is_response_data(payload: t.Any) -> bool:
     )
 
 
-def data_to_response(
-    payload: t.Any, response_class: type[Response]
-) -> Response:
+def data_to_response(payload: t.Any, response_class: type[Response]) -> Response:
     """Rebuild a response from :func:`response_to_data` output."""
     _tag, status, headers, body = payload
     return response_class(body, status=status, headers=[tuple(h) for h in headers])

@@ -20,8 +20,8 @@ from .backends.base import BaseCache, Timeout
 from .cached import CachedFunction, make_cached
 from .exceptions import ConfigurationError
 from .jinja2ext import ENV_ATTR, CacheExtension
-from .lookup import Runtime
 from .memoize import delete_memoized, delete_memoized_verhash, make_memoize
+from .runtime import Runtime
 
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
@@ -66,7 +66,9 @@ class Cache:
         config: Mapping[str, t.Any] | None = None,
     ) -> None:
         if config is not None and not isinstance(config, Mapping):
-            raise TypeError(f"config must be a mapping of CACHE_* settings, got {config!r}")
+            raise TypeError(
+                f"config must be a mapping of CACHE_* settings, got {config!r}"
+            )
         self.with_jinja2_ext = with_jinja2_ext
         self.config = dict(config) if config else {}
         self.app = app
@@ -77,7 +79,9 @@ class Cache:
     def init_app(self, app: Flask, config: Mapping[str, t.Any] | None = None) -> None:
         """Build this Cache's backend for *app* from its settings."""
         if config is not None and not isinstance(config, Mapping):
-            raise TypeError(f"config must be a mapping of CACHE_* settings, got {config!r}")
+            raise TypeError(
+                f"config must be a mapping of CACHE_* settings, got {config!r}"
+            )
         conf = settings_mod.build(app.config, self.config, config)
         if conf.backend_name == "NullCache" and not conf.raw["CACHE_NO_NULL_WARNING"]:
             warnings.warn(
@@ -137,11 +141,11 @@ class Cache:
 
     def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
         _check_key(key)
-        return bool(self.cache.set(key, value, timeout=timeout))
+        return bool(self.cache.set(key, value, timeout=timeout))  # type: ignore[arg-type]
 
     def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
         _check_key(key)
-        return bool(self.cache.add(key, value, timeout=timeout))
+        return bool(self.cache.add(key, value, timeout=timeout))  # type: ignore[arg-type]
 
     def delete(self, key: str) -> bool:
         return bool(self.cache.delete(key))
@@ -155,10 +159,12 @@ class Cache:
     def get_dict(self, *keys: str) -> dict[str, t.Any]:
         return dict(self.cache.get_dict(*keys))
 
-    def set_many(self, mapping: Mapping[str, t.Any], timeout: Timeout = None) -> list[t.Any]:
+    def set_many(
+        self, mapping: Mapping[str, t.Any], timeout: Timeout = None
+    ) -> list[t.Any]:
         for key in mapping:
             _check_key(key)
-        return list(self.cache.set_many(mapping, timeout=timeout))
+        return list(self.cache.set_many(dict(mapping), timeout=timeout))  # type: ignore[arg-type]
 
     def inc(self, key: str, delta: int = 1) -> t.Any:
         return self.cache.inc(key, delta=delta)

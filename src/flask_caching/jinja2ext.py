@@ -21,7 +21,8 @@ from jinja2.parser import Parser
 from markupsafe import Markup
 
 from .keys import make_template_fragment_key
-from .lookup import Outcome, Runtime, drive_sync, get_or_compute
+from .lookup import Outcome, drive_sync, get_or_compute
+from .runtime import Runtime
 
 #: attribute of the Jinja environment holding the function that finds the Runtime
 ENV_ATTR = "_flask_caching_runtime"

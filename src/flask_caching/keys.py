@@ -141,7 +141,7 @@ class ArgumentKey:
         values = self.bind(args, kwargs)
         parts = []
         start = 1 if self._skip_first else 0
-        for name, value in zip(self._names[start:], values[start:]):
+        for name, value in zip(self._names[start:], values[start:], strict=True):
             if name not in self._ignored:
                 parts.append(canonical(value))
         if self._var_positional and self._var_positional not in self._ignored:
@@ -159,9 +159,7 @@ def digest(text: str, hash_method: HashMethod) -> str:
     return str(hash_method(text.encode("utf-8")).hexdigest()[:32])
 
 
-def query_digest(
-    pairs: Iterable[tuple[str, str]], hash_method: HashMethod
-) -> str:
+def query_digest(pairs: Iterable[tuple[str, str]], hash_method: HashMethod) -> str:
     """A digest of query arguments that ignores their order (``?a=1&b=2`` = ``?b=2&a=1``)."""
     return digest("&".join(sorted(f"{k}={v}" for k, v in pairs)), hash_method)
 

@@ -23,15 +23,14 @@ from .entry import MISS
 from .keys import ArgumentKey, canonical, digest, function_name, hash_tag, source_digest
 from .lookup import (
     Outcome,
-    Runtime,
     check_callable,
     check_timeout,
     drive_async,
     drive_sync,
     get_or_compute,
-    new_version,
     unless_caller,
 )
+from .runtime import Runtime, new_version
 from .signals import cache_memoize_hit, cache_memoize_miss
 
 P = t.ParamSpec("P")
@@ -133,7 +132,9 @@ def make_memoize(
                 "@memoize must be applied below @classmethod/@staticmethod "
                 "(put @classmethod on top)"
             )
-        names = MemoizedKeys(f, make_name, args_to_ignore or (), source_check, hash_method)
+        names = MemoizedKeys(
+            f, make_name, args_to_ignore or (), source_check, hash_method
+        )
 
         def outcome_of(rv: t.Any) -> Outcome:
             if rv is None and not cache_none:
@@ -171,11 +172,11 @@ def make_memoize(
             async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
                 started = start(args, kwargs)
                 if started is None:
-                    return await f(*args, **kwargs)  # type: ignore[misc]
+                    return await f(*args, **kwargs)
                 rt, key, version_keys, forced = started
 
                 async def compute() -> Outcome:
-                    return outcome_of(await f(*args, **kwargs))  # type: ignore[misc]
+                    return outcome_of(await f(*args, **kwargs))
 
                 flow = get_or_compute(
                     rt,
@@ -220,7 +221,7 @@ def make_memoize(
             """Drop this function's entries (all of them, or one call's)."""
             delete_memoized(get_runtime(), wrapper, *args, **kwargs)
 
-        wrapper.uncached = f
+        wrapper.uncached = t.cast(Callable[P, R], f)
         wrapper.cache_timeout = timeout
         wrapper.make_cache_key = make_key  # type: ignore[method-assign]
         wrapper.delete_memoized = delete  # type: ignore[attr-defined]

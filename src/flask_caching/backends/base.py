@@ -14,12 +14,11 @@ from cachelib.base import BaseCache as _CachelibBaseCache
 
 if t.TYPE_CHECKING:
     from flask import Flask
-
     from typing_extensions import Self
 
 __all__ = ["BaseCache", "iteritems_wrapper", "normalize_timeout"]
 
-Timeout = t.Union[int, float, dt.timedelta, None]
+Timeout = int | float | dt.timedelta | None
 
 
 def normalize_timeout(timeout: Timeout, default: int) -> int:
@@ -80,5 +79,5 @@ class BaseCache(_CachelibBaseCache):
         """
         return cls(*args, **kwargs)
 
-    def _normalize_timeout(self, timeout: Timeout) -> int:  # type: ignore[override]
+    def _normalize_timeout(self, timeout: Timeout) -> int:
         return normalize_timeout(timeout, self.default_timeout)

@@ -24,7 +24,6 @@ from .base import BaseCache, Timeout
 
 if t.TYPE_CHECKING:
     from flask import Flask
-
     from typing_extensions import Self
 
 logger = logging.getLogger("flask_caching")
@@ -59,7 +58,9 @@ class FileSystemCache(BaseCache):
     ) -> None:
         super().__init__(default_timeout=default_timeout)
         if not cache_dir:
-            raise ConfigurationError("CACHE_DIR must name a directory for FileSystemCache")
+            raise ConfigurationError(
+                "CACHE_DIR must name a directory for FileSystemCache"
+            )
         self._path = os.path.abspath(cache_dir)
         self._threshold = threshold
         self._mode = _parse_mode(mode)

@@ -8,7 +8,6 @@ from .base import BaseCache
 
 if t.TYPE_CHECKING:
     from flask import Flask
-
     from typing_extensions import Self
 
 

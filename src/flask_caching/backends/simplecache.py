@@ -16,7 +16,6 @@ from .base import BaseCache, Timeout
 
 if t.TYPE_CHECKING:
     from flask import Flask
-
     from typing_extensions import Self
 
 

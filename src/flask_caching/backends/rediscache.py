@@ -1,0 +1,501 @@
+"""Redis backends: a standalone server, Sentinel and Cluster, on one implementation.
+
+:class:`RedisCache` speaks the cache protocol to any redis-py compatible client;
+:class:`RedisSentinelCache` and :class:`RedisClusterCache` only build different
+clients (Cluster also groups multi-key reads by hash slot).
+
+Choices that hold for all three:
+
+- **Fail fast.** Unless ``CACHE_OPTIONS`` says otherwise, clients connect within
+  :data:`DEFAULT_SOCKET_CONNECT_TIMEOUT`, wait :data:`DEFAULT_SOCKET_TIMEOUT` for a
+  reply and never retry (redis-py >= 6 retries three times with backoff by default).
+  A cache outage then costs milliseconds per call; the caller decides what to do.
+- **One round trip per call.** ``get_many`` is one MGET, ``set_many`` one pipeline,
+  ``delete_many`` one UNLINK, ``add`` one ``SET NX EX``; no separate EXPIRE.
+- **Values.** ``int`` values are stored as decimal digits so INCRBY (``inc``/``dec``)
+  works on them; everything else goes through ``self.serializer`` (``dumps``/``loads``,
+  swappable). Bytes that do not load are a miss, never an error.
+- **Timeouts.** ``0`` never expires; a negative timeout means already expired, so
+  ``set`` deletes the key and ``add`` stores nothing.
+- **clear()** deletes only ``key_prefix*`` keys (SCAN + UNLINK in batches) when a
+  prefix is set; without a prefix it flushes the whole database (FLUSHDB ASYNC).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import typing as t
+
+from ..exceptions import ConfigurationError
+from .base import BaseCache, Timeout
+
+if t.TYPE_CHECKING:
+    from types import ModuleType
+
+    from flask import Flask
+    from typing_extensions import Self
+
+__all__ = [
+    "DEFAULT_SOCKET_CONNECT_TIMEOUT",
+    "DEFAULT_SOCKET_TIMEOUT",
+    "RedisCache",
+    "RedisClusterCache",
+    "RedisSentinelCache",
+]
+
+logger = logging.getLogger("flask_caching")
+
+#: Seconds to open a TCP connection. On a LAN it takes well under a millisecond; this
+#: only bites when the host is unreachable (packets dropped), where the OS default
+#: would hang for minutes.
+DEFAULT_SOCKET_CONNECT_TIMEOUT = 0.25
+#: Seconds to wait for a reply. Generous for multi-megabyte values on a LAN, short
+#: enough that a stalled server costs each request half a second, not a page timeout.
+DEFAULT_SOCKET_TIMEOUT = 0.5
+#: Keys per SCAN page and per UNLINK in :meth:`RedisCache.clear`.
+CLEAR_BATCH_SIZE = 1000
+
+_DIGIT_START = frozenset(b"-0123456789")
+_GLOB_SPECIALS = "\\*?[]"
+
+
+class _Serializer(t.Protocol):
+    def dumps(self, value: t.Any) -> bytes: ...
+    def loads(self, data: bytes) -> t.Any: ...
+
+
+class _PickleSerializer:
+    """The default serializer: plain pickle, also reading cachelib's ``b"!"`` format.
+
+    The extension replaces it according to CACHE_SERIALIZER; this default keeps a
+    directly constructed backend usable and readable by released Flask-Caching.
+    """
+
+    def dumps(self, value: t.Any) -> bytes:
+        """Pickle *value* with protocol 5, which every supported Python reads."""
+        return pickle.dumps(value, 5)
+
+    def loads(self, data: bytes) -> t.Any:
+        """Unpickle *data*; raises on bytes that are not a pickle."""
+        if data[:1] == b"!":
+            data = data[1:]
+        return pickle.loads(data)
+
+
+def _redis() -> ModuleType:
+    """Import redis-py, or explain how to install it."""
+    try:
+        import redis
+    except ImportError as exc:
+        raise ConfigurationError(
+            "The Redis backends need the redis package: pip install redis"
+            " (or pip install 'Flask-Caching[redis]')."
+        ) from exc
+    return redis
+
+
+def _client_options(options: t.Mapping[str, t.Any], setting: str) -> dict[str, t.Any]:
+    """Add the fail-fast defaults to redis client kwargs the user did not set."""
+    redis = _redis()
+    opts = dict(options)
+    if opts.get("decode_responses"):
+        raise ConfigurationError(
+            f"{setting}: decode_responses=True is not supported, values are bytes."
+        )
+    opts.setdefault("socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT)
+    opts.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+    opts.setdefault("retry", redis.retry.Retry(redis.backoff.NoBackoff(), 0))
+    opts.setdefault("retry_on_error", [])
+    return opts
+
+
+def _int_setting(value: t.Any, setting: str, default: int) -> int:
+    """Read an integer setting that may also arrive as a string of digits."""
+    if value is None:
+        return default
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"{setting} must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _address(entry: t.Any, setting: str) -> tuple[str, int]:
+    """Turn ``"host:port"`` or ``(host, port)`` into a ``(host, port)`` tuple."""
+    if isinstance(entry, str):
+        host, sep, port = entry.strip().rpartition(":")
+        if sep and host and port.isdigit():
+            return host.strip("[]"), int(port)
+    elif isinstance(entry, (tuple, list)) and len(entry) == 2:
+        host, port = entry
+        if isinstance(host, str) and host:
+            return host, _int_setting(port, setting, 0)
+    raise ConfigurationError(
+        f"{setting}: {entry!r} is not an address; use 'host:port' or (host, port)."
+    )
+
+
+def _addresses(value: t.Any, setting: str) -> list[tuple[str, int]]:
+    """Parse a list of addresses, or one comma-separated string of them."""
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if not value or not isinstance(value, (list, tuple)):
+        raise ConfigurationError(
+            f"{setting} is required: give the server addresses as 'host:port' strings"
+            " or (host, port) tuples."
+        )
+    return [_address(entry, setting) for entry in value]
+
+
+class RedisCache(BaseCache):
+    """Cache on a Redis server (or anything speaking its protocol).
+
+    :param host: a host name, or an existing redis-py client whose connection pool is
+        then shared (``port``, ``password``, ``db`` and ``**kwargs`` are ignored).
+    :param key_prefix: a string, or a callable returning one, put before every key.
+    :param kwargs: passed to :class:`redis.Redis` after the fail-fast defaults.
+    """
+
+    batched_get_many = True
+
+    def __init__(
+        self,
+        host: t.Any = "localhost",
+        port: int = 6379,
+        password: str | None = None,
+        db: int = 0,
+        default_timeout: Timeout = 300,
+        key_prefix: str | t.Callable[[], str] | None = None,
+        **kwargs: t.Any,
+    ) -> None:
+        if host is None:
+            raise ConfigurationError("CACHE_REDIS_HOST must be a host name or a client")
+        owned = isinstance(host, str)
+        if owned:
+            options = _client_options(kwargs, "CACHE_OPTIONS")
+            host = _redis().Redis(
+                host=host, port=port, password=password, db=db, **options
+            )
+        self._attach(host, host, default_timeout, key_prefix, owned=owned)
+
+    def _attach(
+        self,
+        write_client: t.Any,
+        read_client: t.Any,
+        default_timeout: Timeout,
+        key_prefix: str | t.Callable[[], str] | None,
+        *,
+        owned: bool,
+    ) -> None:
+        """Finish construction once a subclass has built its clients."""
+        BaseCache.__init__(self, default_timeout)
+        # Clients are redis.Redis, RedisCluster or any API-compatible object.
+        self._write_client: t.Any = write_client
+        self._read_client: t.Any = read_client
+        self._owns_clients = owned
+        self.key_prefix = key_prefix or ""
+        self.serializer: _Serializer = _PickleSerializer()
+
+    @classmethod
+    def factory(
+        cls,
+        app: Flask,
+        config: t.Mapping[str, t.Any],
+        args: list[t.Any],
+        kwargs: dict[str, t.Any],
+    ) -> Self:
+        """Map CACHE_REDIS_{HOST,PORT,PASSWORD,DB,URL}, CACHE_KEY_PREFIX, CACHE_OPTIONS.
+
+        CACHE_REDIS_URL wins over CACHE_REDIS_HOST/PORT; an explicit CACHE_REDIS_DB
+        wins over the URL's db, CACHE_REDIS_PASSWORD fills in a URL without one.
+        """
+        options = dict(kwargs)
+        db = _int_setting(config.get("CACHE_REDIS_DB"), "CACHE_REDIS_DB", 0)
+        password = config.get("CACHE_REDIS_PASSWORD")
+        host = config.get("CACHE_REDIS_HOST") or "localhost"
+        url = config.get("CACHE_REDIS_URL")
+        if url:
+            host = cls._client_from_url(
+                url, config.get("CACHE_REDIS_DB"), password, options
+            )
+            options = {}
+        params = {
+            "host": host,
+            "port": _int_setting(
+                config.get("CACHE_REDIS_PORT"), "CACHE_REDIS_PORT", 6379
+            ),
+            "password": password,
+            "db": db,
+            "default_timeout": config.get("CACHE_DEFAULT_TIMEOUT"),
+            "key_prefix": config.get("CACHE_KEY_PREFIX"),
+        }
+        return cls(*args, **{**options, **params})
+
+    @staticmethod
+    def _client_from_url(
+        url: t.Any, db: t.Any, password: str | None, options: dict[str, t.Any]
+    ) -> t.Any:
+        if not isinstance(url, str) or url.partition("://")[0] not in {
+            "redis",
+            "rediss",
+            "unix",
+        }:
+            raise ConfigurationError(
+                f"CACHE_REDIS_URL must start with redis://, rediss:// or unix://,"
+                f" got {url!r}"
+            )
+        client = _redis().from_url(url, **_client_options(options, "CACHE_OPTIONS"))
+        # redis-py lets the URL win over keyword arguments; the settings should win.
+        pool_kwargs = client.connection_pool.connection_kwargs
+        if db is not None:
+            pool_kwargs["db"] = _int_setting(db, "CACHE_REDIS_DB", 0)
+        if password and not pool_kwargs.get("password"):
+            pool_kwargs["password"] = password
+        return client
+
+    # --- helpers ---------------------------------------------------------------
+
+    def _prefix(self) -> str:
+        prefix = self.key_prefix
+        return prefix if isinstance(prefix, str) else prefix()
+
+    def _dump(self, value: t.Any) -> bytes:
+        if type(value) is int:  # not bool: True must come back as True
+            return str(value).encode("ascii")
+        return self.serializer.dumps(value)
+
+    def _load(self, data: bytes | None) -> t.Any:
+        if data is None:
+            return None
+        try:
+            if data[:1] and data[0] in _DIGIT_START:
+                return int(data)
+            return self.serializer.loads(data)
+        except Exception as exc:  # corrupt or foreign data reads as a miss
+            logger.debug("Unreadable cache entry treated as a miss: %r", exc)
+            return None
+
+    @staticmethod
+    def _ex(timeout: int) -> int | None:
+        return timeout or None  # 0: no expiry
+
+    # --- the cache protocol ----------------------------------------------------
+
+    def get(self, key: str) -> t.Any:
+        return self._load(self._read_client.get(self._prefix() + key))
+
+    def get_many(self, *keys: str) -> list[t.Any]:
+        if not keys:
+            return []
+        prefix = self._prefix()
+        raw = self._read_client.mget([prefix + key for key in keys])
+        return [self._load(data) for data in raw]
+
+    def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
+        seconds = self._normalize_timeout(timeout)
+        name = self._prefix() + key
+        if seconds < 0:
+            self._write_client.unlink(name)
+            return True
+        return bool(
+            self._write_client.set(name, self._dump(value), ex=self._ex(seconds))
+        )
+
+    def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
+        """Store *value* only if *key* is absent; an expired timeout adds nothing."""
+        seconds = self._normalize_timeout(timeout)
+        if seconds < 0:
+            return False
+        name = self._prefix() + key
+        dump = self._dump(value)
+        return bool(self._write_client.set(name, dump, ex=self._ex(seconds), nx=True))
+
+    def set_many(
+        self, mapping: t.Mapping[str, t.Any], timeout: Timeout = None
+    ) -> list[t.Any]:
+        seconds = self._normalize_timeout(timeout)
+        keys = list(mapping)
+        if not keys:
+            return []
+        prefix = self._prefix()
+        if seconds < 0:
+            self._write_client.unlink(*(prefix + key for key in keys))
+            return keys
+        pipe = self._write_client.pipeline(transaction=False)
+        for key, value in mapping.items():
+            pipe.set(prefix + key, self._dump(value), ex=self._ex(seconds))
+        results = pipe.execute()
+        return [key for key, ok in zip(keys, results, strict=True) if ok]
+
+    def delete(self, key: str) -> bool:
+        return bool(self._write_client.unlink(self._prefix() + key))
+
+    def delete_many(self, *keys: str) -> list[t.Any]:
+        """Delete *keys* with one UNLINK; all of them are absent afterwards."""
+        if not keys:
+            return []
+        prefix = self._prefix()
+        self._write_client.unlink(*(prefix + key for key in keys))
+        return list(keys)
+
+    def has(self, key: str) -> bool:
+        return bool(self._read_client.exists(self._prefix() + key))
+
+    def inc(self, key: str, delta: int = 1) -> int:
+        return int(self._write_client.incrby(self._prefix() + key, delta))
+
+    def dec(self, key: str, delta: int = 1) -> int:
+        return int(self._write_client.decrby(self._prefix() + key, delta))
+
+    def clear(self) -> bool:
+        """Delete this cache's keys: SCAN ``prefix*``, or FLUSHDB when unprefixed."""
+        prefix = self._prefix()
+        if not prefix:
+            self._write_client.flushdb(asynchronous=True)
+            return True
+        pattern = "".join("\\" + c if c in _GLOB_SPECIALS else c for c in prefix) + "*"
+        batch: list[bytes] = []
+        for name in self._write_client.scan_iter(match=pattern, count=CLEAR_BATCH_SIZE):
+            batch.append(name)
+            if len(batch) >= CLEAR_BATCH_SIZE:
+                self._write_client.unlink(*batch)
+                batch.clear()
+        if batch:
+            self._write_client.unlink(*batch)
+        return True
+
+    def close(self) -> None:
+        """Disconnect the connection pools this backend created; shared ones stay."""
+        if self._owns_clients:
+            for client in {
+                id(c): c for c in (self._write_client, self._read_client)
+            }.values():
+                client.close()
+
+
+class RedisSentinelCache(RedisCache):
+    """Cache on the master that Redis Sentinel announces, following failovers.
+
+    Writes always go to the master. Reads go to the master too, so a value is
+    readable right after it is written; ``read_from_replicas=True`` sends them to a
+    replica instead, trading that guarantee for load on the master.
+
+    :param sentinels: sentinel addresses, ``(host, port)`` tuples or ``"host:port"``.
+    :param master: the monitored master's name.
+    :param sentinel_kwargs: redis client kwargs for talking to the sentinels
+        (e.g. their password); fail-fast defaults are added.
+    """
+
+    def __init__(
+        self,
+        sentinels: t.Any = None,
+        master: str | None = "mymaster",
+        password: str | None = None,
+        db: int = 0,
+        default_timeout: Timeout = 300,
+        key_prefix: str | t.Callable[[], str] | None = None,
+        sentinel_kwargs: t.Mapping[str, t.Any] | None = None,
+        read_from_replicas: bool = False,
+        **kwargs: t.Any,
+    ) -> None:
+        addresses = _addresses(sentinels, "CACHE_REDIS_SENTINELS")
+        if not master or not isinstance(master, str):
+            raise ConfigurationError(
+                "CACHE_REDIS_SENTINEL_MASTER must name the master the sentinels"
+                f" monitor, got {master!r}"
+            )
+        redis = _redis()
+        sentinel = redis.sentinel.Sentinel(
+            addresses,
+            sentinel_kwargs=_client_options(sentinel_kwargs or {}, "sentinel_kwargs"),
+            password=password,
+            db=db,
+            **_client_options(kwargs, "CACHE_OPTIONS"),
+        )
+        writer = sentinel.master_for(master)
+        reader = sentinel.slave_for(master) if read_from_replicas else writer
+        self._sentinel = sentinel
+        self._attach(writer, reader, default_timeout, key_prefix, owned=True)
+
+    @classmethod
+    def factory(
+        cls,
+        app: Flask,
+        config: t.Mapping[str, t.Any],
+        args: list[t.Any],
+        kwargs: dict[str, t.Any],
+    ) -> Self:
+        """Map CACHE_REDIS_SENTINELS, CACHE_REDIS_SENTINEL_MASTER, CACHE_REDIS_PASSWORD,
+        CACHE_REDIS_DB, CACHE_KEY_PREFIX; CACHE_OPTIONS may hold ``sentinel_kwargs``
+        and ``read_from_replicas``.
+        """
+        params = {
+            "sentinels": config.get("CACHE_REDIS_SENTINELS"),
+            "master": config.get("CACHE_REDIS_SENTINEL_MASTER") or "mymaster",
+            "password": config.get("CACHE_REDIS_PASSWORD"),
+            "db": _int_setting(config.get("CACHE_REDIS_DB"), "CACHE_REDIS_DB", 0),
+            "default_timeout": config.get("CACHE_DEFAULT_TIMEOUT"),
+            "key_prefix": config.get("CACHE_KEY_PREFIX"),
+        }
+        return cls(*args, **{**kwargs, **params})
+
+
+class RedisClusterCache(RedisCache):
+    """Cache on a Redis Cluster; keys are spread over the masters by hash slot.
+
+    Multi-key calls work across slots. Keys that share a ``{hash tag}`` share a slot,
+    so reading them together is a single MGET on a single node.
+
+    :param cluster: startup nodes, ``"host1:port1,host2:port2"`` or a list of them.
+    :param kwargs: passed to :class:`redis.cluster.RedisCluster`.
+    """
+
+    def __init__(
+        self,
+        cluster: t.Any = None,
+        password: str | None = None,
+        default_timeout: Timeout = 300,
+        key_prefix: str | t.Callable[[], str] | None = None,
+        **kwargs: t.Any,
+    ) -> None:
+        nodes = _addresses(cluster, "CACHE_REDIS_CLUSTER")
+        cluster_mod = _redis().cluster
+        options = _client_options(kwargs, "CACHE_OPTIONS")
+        options.pop("retry_on_error")  # not a cluster option; retry covers it
+        client = cluster_mod.RedisCluster(
+            startup_nodes=[cluster_mod.ClusterNode(h, p) for h, p in nodes],
+            password=password,
+            **options,
+        )
+        self._attach(client, client, default_timeout, key_prefix, owned=True)
+
+    @classmethod
+    def factory(
+        cls,
+        app: Flask,
+        config: t.Mapping[str, t.Any],
+        args: list[t.Any],
+        kwargs: dict[str, t.Any],
+    ) -> Self:
+        """Map CACHE_REDIS_CLUSTER, CACHE_REDIS_PASSWORD, CACHE_KEY_PREFIX."""
+        params = {
+            "cluster": config.get("CACHE_REDIS_CLUSTER"),
+            "password": config.get("CACHE_REDIS_PASSWORD"),
+            "default_timeout": config.get("CACHE_DEFAULT_TIMEOUT"),
+            "key_prefix": config.get("CACHE_KEY_PREFIX"),
+        }
+        return cls(*args, **{**kwargs, **params})
+
+    def get_many(self, *keys: str) -> list[t.Any]:
+        """One MGET when all keys share a slot, else one MGET per slot, pipelined."""
+        if not keys:
+            return []
+        prefix = self._prefix()
+        names = [prefix + key for key in keys]
+        client = self._read_client
+        if len({client.keyslot(name) for name in names}) == 1:
+            raw = client.mget(names)
+        else:
+            raw = client.mget_nonatomic(names)
+        return [self._load(data) for data in raw]
