@@ -292,7 +292,7 @@ def make_cached(
             """The key this view uses; outside a request, give ``path`` (and query_args)."""
             return build_key(get_runtime(), args, kwargs, path, query_args)
 
-        wrapper.uncached = t.cast(Callable[P, R], f)
+        wrapper.uncached = f
         wrapper.cache_timeout = timeout
         wrapper.make_cache_key = make_key  # type: ignore[method-assign]
         return wrapper

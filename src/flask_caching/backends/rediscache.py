@@ -58,6 +58,7 @@ CLEAR_BATCH_SIZE = 1000
 
 _DIGIT_START = frozenset(b"-0123456789")
 _GLOB_SPECIALS = "\\*?[]"
+_URL_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
 class _Serializer(t.Protocol):
@@ -148,36 +149,74 @@ def _addresses(value: t.Any, setting: str) -> list[tuple[str, int]]:
     return [_address(entry, setting) for entry in value]
 
 
+def _client_from_url(
+    url: t.Any, db: t.Any, password: str | None, options: t.Mapping[str, t.Any]
+) -> t.Any:
+    """A client for CACHE_REDIS_URL in which the DB and password settings win."""
+    if not isinstance(url, str) or url.partition("://")[0] not in _URL_SCHEMES:
+        raise ConfigurationError(
+            f"CACHE_REDIS_URL must start with redis://, rediss:// or unix://, got {url!r}"
+        )
+    client = _redis().from_url(url, **_client_options(options, "CACHE_OPTIONS"))
+    # redis-py lets the URL win over keyword arguments; the settings should win.
+    pool_kwargs = client.connection_pool.connection_kwargs
+    if db is not None:
+        pool_kwargs["db"] = _int_setting(db, "CACHE_REDIS_DB", 0)
+    if password and not pool_kwargs.get("password"):
+        pool_kwargs["password"] = password
+    return client
+
+
 class RedisCache(BaseCache):
     """Cache on a Redis server (or anything speaking its protocol).
 
     :param host: a host name, or an existing redis-py client whose connection pool is
         then shared (``port``, ``password``, ``db`` and ``**kwargs`` are ignored).
+    :param db: the database number; ``None`` means the URL's, else 0.
+    :param url: a ``redis://``, ``rediss://`` or ``unix://`` URL; wins over *host*.
+        An explicit *db* wins over the URL's; *password* fills in a URL without one.
     :param key_prefix: a string, or a callable returning one, put before every key.
     :param kwargs: passed to :class:`redis.Redis` after the fail-fast defaults.
     """
 
     batched_get_many = True
 
+    #: constructor parameter -> the setting :meth:`factory` reads it from
+    settings: t.ClassVar[dict[str, str]] = {
+        "host": "CACHE_REDIS_HOST",
+        "port": "CACHE_REDIS_PORT",
+        "password": "CACHE_REDIS_PASSWORD",
+        "db": "CACHE_REDIS_DB",
+        "url": "CACHE_REDIS_URL",
+        "default_timeout": "CACHE_DEFAULT_TIMEOUT",
+        "key_prefix": "CACHE_KEY_PREFIX",
+    }
+
     def __init__(
         self,
         host: t.Any = "localhost",
-        port: int = 6379,
+        port: int | str | None = 6379,
         password: str | None = None,
-        db: int = 0,
+        db: int | str | None = None,
         default_timeout: Timeout = 300,
         key_prefix: str | t.Callable[[], str] | None = None,
+        url: str | None = None,
         **kwargs: t.Any,
     ) -> None:
-        if host is None:
-            raise ConfigurationError("CACHE_REDIS_HOST must be a host name or a client")
-        owned = isinstance(host, str)
-        if owned:
-            options = _client_options(kwargs, "CACHE_OPTIONS")
-            host = _redis().Redis(
-                host=host, port=port, password=password, db=db, **options
+        owned = bool(url) or host is None or isinstance(host, str)
+        if url:
+            client = _client_from_url(url, db, password, kwargs)
+        elif owned:
+            client = _redis().Redis(
+                host=host or "localhost",
+                port=_int_setting(port, "CACHE_REDIS_PORT", 6379),
+                password=password,
+                db=_int_setting(db, "CACHE_REDIS_DB", 0),
+                **_client_options(kwargs, "CACHE_OPTIONS"),
             )
-        self._attach(host, host, default_timeout, key_prefix, owned=owned)
+        else:
+            client = host
+        self._attach(client, client, default_timeout, key_prefix, owned=owned)
 
     def _attach(
         self,
@@ -205,54 +244,12 @@ class RedisCache(BaseCache):
         args: list[t.Any],
         kwargs: dict[str, t.Any],
     ) -> Self:
-        """Map CACHE_REDIS_{HOST,PORT,PASSWORD,DB,URL}, CACHE_KEY_PREFIX, CACHE_OPTIONS.
+        """Build from the settings named in :attr:`settings`; CACHE_OPTIONS are kwargs.
 
-        CACHE_REDIS_URL wins over CACHE_REDIS_HOST/PORT; an explicit CACHE_REDIS_DB
-        wins over the URL's db, CACHE_REDIS_PASSWORD fills in a URL without one.
+        A setting that is set wins over the same name in CACHE_OPTIONS.
         """
-        options = dict(kwargs)
-        db = _int_setting(config.get("CACHE_REDIS_DB"), "CACHE_REDIS_DB", 0)
-        password = config.get("CACHE_REDIS_PASSWORD")
-        host = config.get("CACHE_REDIS_HOST") or "localhost"
-        url = config.get("CACHE_REDIS_URL")
-        if url:
-            host = cls._client_from_url(
-                url, config.get("CACHE_REDIS_DB"), password, options
-            )
-            options = {}
-        params = {
-            "host": host,
-            "port": _int_setting(
-                config.get("CACHE_REDIS_PORT"), "CACHE_REDIS_PORT", 6379
-            ),
-            "password": password,
-            "db": db,
-            "default_timeout": config.get("CACHE_DEFAULT_TIMEOUT"),
-            "key_prefix": config.get("CACHE_KEY_PREFIX"),
-        }
-        return cls(*args, **{**options, **params})
-
-    @staticmethod
-    def _client_from_url(
-        url: t.Any, db: t.Any, password: str | None, options: dict[str, t.Any]
-    ) -> t.Any:
-        if not isinstance(url, str) or url.partition("://")[0] not in {
-            "redis",
-            "rediss",
-            "unix",
-        }:
-            raise ConfigurationError(
-                f"CACHE_REDIS_URL must start with redis://, rediss:// or unix://,"
-                f" got {url!r}"
-            )
-        client = _redis().from_url(url, **_client_options(options, "CACHE_OPTIONS"))
-        # redis-py lets the URL win over keyword arguments; the settings should win.
-        pool_kwargs = client.connection_pool.connection_kwargs
-        if db is not None:
-            pool_kwargs["db"] = _int_setting(db, "CACHE_REDIS_DB", 0)
-        if password and not pool_kwargs.get("password"):
-            pool_kwargs["password"] = password
-        return client
+        params = {name: config.get(setting) for name, setting in cls.settings.items()}
+        return cls(*args, **{**kwargs, **params})
 
     # --- helpers ---------------------------------------------------------------
 
