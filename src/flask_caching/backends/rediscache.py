@@ -182,7 +182,7 @@ class RedisCache(BaseCache):
     batched_get_many = True
 
     #: constructor parameter -> the setting :meth:`factory` reads it from
-    settings: t.ClassVar[dict[str, str]] = {
+    factory_settings: t.ClassVar[dict[str, str]] = {
         "host": "CACHE_REDIS_HOST",
         "port": "CACHE_REDIS_PORT",
         "password": "CACHE_REDIS_PASSWORD",
@@ -244,11 +244,13 @@ class RedisCache(BaseCache):
         args: list[t.Any],
         kwargs: dict[str, t.Any],
     ) -> Self:
-        """Build from the settings named in :attr:`settings`; CACHE_OPTIONS are kwargs.
+        """Build from the CACHE_* settings in :attr:`factory_settings`.
 
-        A setting that is set wins over the same name in CACHE_OPTIONS.
+        CACHE_OPTIONS (*kwargs*) go to the client; the settings win over the same
+        names in it, and an unset (``None``) setting means the parameter's default.
         """
-        params = {name: config.get(setting) for name, setting in cls.settings.items()}
+        names = cls.factory_settings
+        params = {name: config.get(setting) for name, setting in names.items()}
         return cls(*args, **{**kwargs, **params})
 
     # --- helpers ---------------------------------------------------------------
@@ -365,10 +367,9 @@ class RedisCache(BaseCache):
     def close(self) -> None:
         """Disconnect the connection pools this backend created; shared ones stay."""
         if self._owns_clients:
-            for client in {
-                id(c): c for c in (self._write_client, self._read_client)
-            }.values():
-                client.close()
+            self._write_client.close()
+            if self._read_client is not self._write_client:
+                self._read_client.close()
 
 
 class RedisSentinelCache(RedisCache):
@@ -379,17 +380,26 @@ class RedisSentinelCache(RedisCache):
     replica instead, trading that guarantee for load on the master.
 
     :param sentinels: sentinel addresses, ``(host, port)`` tuples or ``"host:port"``.
-    :param master: the monitored master's name.
+    :param master: the monitored master's name (``None``: "mymaster").
     :param sentinel_kwargs: redis client kwargs for talking to the sentinels
         (e.g. their password); fail-fast defaults are added.
     """
+
+    factory_settings: t.ClassVar[dict[str, str]] = {
+        "sentinels": "CACHE_REDIS_SENTINELS",
+        "master": "CACHE_REDIS_SENTINEL_MASTER",
+        "password": "CACHE_REDIS_PASSWORD",
+        "db": "CACHE_REDIS_DB",
+        "default_timeout": "CACHE_DEFAULT_TIMEOUT",
+        "key_prefix": "CACHE_KEY_PREFIX",
+    }
 
     def __init__(
         self,
         sentinels: t.Any = None,
         master: str | None = "mymaster",
         password: str | None = None,
-        db: int = 0,
+        db: int | str | None = 0,
         default_timeout: Timeout = 300,
         key_prefix: str | t.Callable[[], str] | None = None,
         sentinel_kwargs: t.Mapping[str, t.Any] | None = None,
@@ -397,6 +407,7 @@ class RedisSentinelCache(RedisCache):
         **kwargs: t.Any,
     ) -> None:
         addresses = _addresses(sentinels, "CACHE_REDIS_SENTINELS")
+        master = "mymaster" if master is None else master
         if not master or not isinstance(master, str):
             raise ConfigurationError(
                 "CACHE_REDIS_SENTINEL_MASTER must name the master the sentinels"
@@ -407,35 +418,13 @@ class RedisSentinelCache(RedisCache):
             addresses,
             sentinel_kwargs=_client_options(sentinel_kwargs or {}, "sentinel_kwargs"),
             password=password,
-            db=db,
+            db=_int_setting(db, "CACHE_REDIS_DB", 0),
             **_client_options(kwargs, "CACHE_OPTIONS"),
         )
         writer = sentinel.master_for(master)
         reader = sentinel.slave_for(master) if read_from_replicas else writer
         self._sentinel = sentinel
         self._attach(writer, reader, default_timeout, key_prefix, owned=True)
-
-    @classmethod
-    def factory(
-        cls,
-        app: Flask,
-        config: t.Mapping[str, t.Any],
-        args: list[t.Any],
-        kwargs: dict[str, t.Any],
-    ) -> Self:
-        """Map CACHE_REDIS_SENTINELS, CACHE_REDIS_SENTINEL_MASTER, CACHE_REDIS_PASSWORD,
-        CACHE_REDIS_DB, CACHE_KEY_PREFIX; CACHE_OPTIONS may hold ``sentinel_kwargs``
-        and ``read_from_replicas``.
-        """
-        params = {
-            "sentinels": config.get("CACHE_REDIS_SENTINELS"),
-            "master": config.get("CACHE_REDIS_SENTINEL_MASTER") or "mymaster",
-            "password": config.get("CACHE_REDIS_PASSWORD"),
-            "db": _int_setting(config.get("CACHE_REDIS_DB"), "CACHE_REDIS_DB", 0),
-            "default_timeout": config.get("CACHE_DEFAULT_TIMEOUT"),
-            "key_prefix": config.get("CACHE_KEY_PREFIX"),
-        }
-        return cls(*args, **{**kwargs, **params})
 
 
 class RedisClusterCache(RedisCache):
@@ -447,6 +436,13 @@ class RedisClusterCache(RedisCache):
     :param cluster: startup nodes, ``"host1:port1,host2:port2"`` or a list of them.
     :param kwargs: passed to :class:`redis.cluster.RedisCluster`.
     """
+
+    factory_settings: t.ClassVar[dict[str, str]] = {
+        "cluster": "CACHE_REDIS_CLUSTER",
+        "password": "CACHE_REDIS_PASSWORD",
+        "default_timeout": "CACHE_DEFAULT_TIMEOUT",
+        "key_prefix": "CACHE_KEY_PREFIX",
+    }
 
     def __init__(
         self,
@@ -466,23 +462,6 @@ class RedisClusterCache(RedisCache):
             **options,
         )
         self._attach(client, client, default_timeout, key_prefix, owned=True)
-
-    @classmethod
-    def factory(
-        cls,
-        app: Flask,
-        config: t.Mapping[str, t.Any],
-        args: list[t.Any],
-        kwargs: dict[str, t.Any],
-    ) -> Self:
-        """Map CACHE_REDIS_CLUSTER, CACHE_REDIS_PASSWORD, CACHE_KEY_PREFIX."""
-        params = {
-            "cluster": config.get("CACHE_REDIS_CLUSTER"),
-            "password": config.get("CACHE_REDIS_PASSWORD"),
-            "default_timeout": config.get("CACHE_DEFAULT_TIMEOUT"),
-            "key_prefix": config.get("CACHE_KEY_PREFIX"),
-        }
-        return cls(*args, **{**kwargs, **params})
 
     def get_many(self, *keys: str) -> list[t.Any]:
         """One MGET when all keys share a slot, else one MGET per slot, pipelined."""
