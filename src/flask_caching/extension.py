@@ -8,6 +8,7 @@ prepared once in ``init_app``.
 
 from __future__ import annotations
 
+import inspect
 import typing as t
 import warnings
 from collections.abc import Callable, Mapping
@@ -44,11 +45,25 @@ def _build_backend(app: Flask, conf: settings_mod.Settings) -> t.Any:
     if not callable(factory):
         raise ConfigurationError(f"CACHE_TYPE={spec!r} is not a class or a callable")
     if isinstance(factory, type) and issubclass(factory, BaseCache):
+        if _positional_count(factory.factory) == 3:
+            # the guide's older example: factory(cls, app, args, kwargs)
+            return factory.factory(app, args, options)  # type: ignore[call-arg]
         return factory.factory(app, raw, args, options)
     if isinstance(factory, type) and factory.__module__.split(".")[0] == "cachelib":
         options.setdefault("default_timeout", raw["CACHE_DEFAULT_TIMEOUT"])
         return factory(*args, **options)
     return factory(app, raw, args, options)
+
+
+def _positional_count(func: Callable[..., t.Any]) -> int:
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return -1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        return -1
+    return sum(1 for p in params if p.kind in kinds)
 
 
 class Cache:
