@@ -1,0 +1,342 @@
+"""The backend contract: one set of capability tests that every backend must pass.
+
+Backends are listed by name in :data:`BACKENDS`. To add one, write a maker
+``(request, key_prefix, default_timeout) -> backend`` (import the backend inside it, so
+this module imports even before the backend exists; get servers with
+``request.getfixturevalue``) and add an entry::
+
+    BACKENDS["memcached"] = Backend(make_memcached, marks=(pytest.mark.memcached,))
+
+The flags on :class:`Backend` switch on the tests for what only some backends promise.
+Backends are built directly, never through the Cache extension.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import os
+import threading
+import time
+import typing as t
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from flask_caching.backends.base import BaseCache
+
+Maker = Callable[[pytest.FixtureRequest, str, int], BaseCache]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How to build one backend for the contract tests, and what it promises."""
+
+    make: Maker
+    marks: tuple[pytest.MarkDecorator, ...] = ()
+    #: two instances with different prefixes share one store, and ``clear()`` on one
+    #: leaves the other's keys alone
+    scoped_clear: bool = False
+    #: ``inc`` is atomic, so concurrent increments are never lost
+    atomic_inc: bool = False
+
+
+def backend_class(module: str, name: str) -> t.Any:
+    """Import ``flask_caching.backends.<module>.<name>``; skip if not written yet."""
+    try:
+        mod = importlib.import_module(f"flask_caching.backends.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"flask_caching.backends.{module}":
+            raise
+        pytest.skip(f"flask_caching.backends.{module} does not exist yet")
+    return getattr(mod, name)
+
+
+def make_simple(request: pytest.FixtureRequest, prefix: str, timeout: int) -> BaseCache:
+    cls = backend_class("simplecache", "SimpleCache")
+    cache: BaseCache = cls(default_timeout=timeout)
+    return cache
+
+
+def make_filesystem(
+    request: pytest.FixtureRequest, prefix: str, timeout: int
+) -> BaseCache:
+    cls = backend_class("filesystemcache", "FileSystemCache")
+    path = request.getfixturevalue("tmp_path") / "cache"
+    cache: BaseCache = cls(str(path), default_timeout=timeout)
+    return cache
+
+
+def make_redis(request: pytest.FixtureRequest, prefix: str, timeout: int) -> BaseCache:
+    cls = backend_class("rediscache", "RedisCache")
+    server = request.getfixturevalue("redis_server")
+    cache: BaseCache = cls(port=server.port, key_prefix=prefix, default_timeout=timeout)
+    return cache
+
+
+def make_sentinel(
+    request: pytest.FixtureRequest, prefix: str, timeout: int
+) -> BaseCache:
+    cls = backend_class("rediscache", "RedisSentinelCache")
+    group = request.getfixturevalue("redis_sentinel")
+    cache: BaseCache = cls(group.sentinels, key_prefix=prefix, default_timeout=timeout)
+    return cache
+
+
+def make_cluster(
+    request: pytest.FixtureRequest, prefix: str, timeout: int
+) -> BaseCache:
+    cls = backend_class("rediscache", "RedisClusterCache")
+    group = request.getfixturevalue("redis_cluster")
+    cache: BaseCache = cls(group.startup, key_prefix=prefix, default_timeout=timeout)
+    return cache
+
+
+_redis = (pytest.mark.redis,)
+
+BACKENDS: dict[str, Backend] = {
+    "simple": Backend(make_simple),
+    "filesystem": Backend(make_filesystem),
+    "redis": Backend(make_redis, _redis, scoped_clear=True, atomic_inc=True),
+    "sentinel": Backend(make_sentinel, _redis, scoped_clear=True, atomic_inc=True),
+    "cluster": Backend(make_cluster, _redis, scoped_clear=True, atomic_inc=True),
+}
+
+
+class Harness:
+    """Builds backends of one kind with fresh key prefixes, and cleans up after them."""
+
+    def __init__(self, name: str, request: pytest.FixtureRequest) -> None:
+        self.name = name
+        self.spec = BACKENDS[name]
+        self._request = request
+        self._made: list[BaseCache] = []
+
+    def make(self, prefix: str | None = None, default_timeout: int = 300) -> BaseCache:
+        prefix = prefix if prefix is not None else f"contract-{uuid.uuid4().hex[:8]}:"
+        cache = self.spec.make(self._request, prefix, default_timeout)
+        self._made.append(cache)
+        return cache
+
+    def close(self) -> None:
+        for cache in self._made:
+            if self.spec.scoped_clear:
+                cache.clear()
+            close = getattr(cache, "close", None)
+            if close is not None:
+                close()
+
+
+@pytest.fixture(
+    params=[pytest.param(name, marks=spec.marks) for name, spec in BACKENDS.items()]
+)
+def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
+    harness = Harness(request.param, request)
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def cache(harness: Harness) -> BaseCache:
+    return harness.make()
+
+
+VALUES: list[t.Any] = [
+    "text",
+    "",
+    0,
+    -17,
+    2**70,
+    3.25,
+    True,
+    False,
+    b"\x00\xffbytes",
+    ["a", 1, None],
+    ("tuple", 2),
+    {"nested": {"dict": [1, 2.5, "x"]}, "n": None},
+    {1, 2, 3},
+]
+
+
+def test_missing_key_is_none(cache: BaseCache) -> None:
+    assert cache.get("nothing-here") is None
+    assert cache.has("nothing-here") is False
+
+
+def test_set_get_round_trips_types(cache: BaseCache) -> None:
+    for index, value in enumerate(VALUES):
+        assert cache.set(f"value-{index}", value) is True
+    for index, value in enumerate(VALUES):
+        got = cache.get(f"value-{index}")
+        assert got == value and type(got) is type(value), (index, value, got)
+
+
+def test_none_is_a_stored_value(cache: BaseCache) -> None:
+    cache.set("none", None)
+    assert cache.has("none")
+    assert cache.get("none") is None
+
+
+def test_set_overwrites(cache: BaseCache) -> None:
+    cache.set("k", "one")
+    cache.set("k", "two")
+    assert cache.get("k") == "two"
+
+
+def test_unicode_keys_and_values(cache: BaseCache) -> None:
+    key = "clé-ключ-鍵-🔑"
+    cache.set(key, "välue-值-🙂")
+    assert cache.get(key) == "välue-值-🙂"
+    assert cache.get_many(key, "plain") == ["välue-值-🙂", None]
+
+
+def test_large_value(cache: BaseCache) -> None:
+    blob = os.urandom(512 * 1024)
+    cache.set("large", blob)
+    assert cache.get("large") == blob
+    text = "x" * 300_000
+    cache.set("large-text", {"page": text})
+    assert cache.get("large-text") == {"page": text}
+
+
+def test_add_does_not_overwrite(cache: BaseCache) -> None:
+    assert cache.add("a", "first") is True
+    assert cache.add("a", "second") is False
+    assert cache.get("a") == "first"
+
+
+def test_delete(cache: BaseCache) -> None:
+    cache.set("d", 1)
+    assert cache.delete("d") is True
+    assert cache.get("d") is None
+    assert cache.has("d") is False
+    assert cache.delete("d") is False
+
+
+def test_has(cache: BaseCache) -> None:
+    cache.set("h", "v")
+    assert cache.has("h") is True
+    assert cache.has("other") is False
+
+
+def test_get_many_keeps_order_and_reports_misses(cache: BaseCache) -> None:
+    cache.set("m1", "one")
+    cache.set("m3", 3)
+    assert cache.get_many("m3", "m2", "m1") == [3, None, "one"]
+    assert cache.get_many() == []
+
+
+def test_set_many(cache: BaseCache) -> None:
+    mapping = {f"s{i}": {"i": i} for i in range(25)}
+    assert sorted(cache.set_many(mapping)) == sorted(mapping)
+    assert cache.get_many(*mapping) == list(mapping.values())
+    assert cache.set_many({}) == []
+
+
+def test_delete_many(cache: BaseCache) -> None:
+    cache.set_many({"x1": 1, "x2": 2, "x3": 3})
+    deleted = cache.delete_many("x1", "x2", "never-set")
+    assert {"x1", "x2"} <= set(deleted)
+    assert cache.get_many("x1", "x2", "x3") == [None, None, 3]
+    assert cache.delete_many() == []
+
+
+def test_get_dict(cache: BaseCache) -> None:
+    cache.set_many({"g1": "a", "g2": "b"})
+    assert cache.get_dict("g1", "g2", "g3") == {"g1": "a", "g2": "b", "g3": None}
+
+
+def test_inc_dec(cache: BaseCache) -> None:
+    assert cache.inc("counter") == 1
+    assert cache.inc("counter", 5) == 6
+    assert cache.dec("counter") == 5
+    assert cache.dec("counter", 10) == -5
+    assert cache.get("counter") == -5
+    assert cache.dec("down", 2) == -2
+    cache.set("preset", 40)
+    assert cache.inc("preset", 2) == 42
+    assert cache.get("preset") == 42
+
+
+def test_clear(cache: BaseCache) -> None:
+    cache.set_many({"c1": 1, "c2": "two"})
+    assert cache.clear() is True
+    assert cache.get_many("c1", "c2") == [None, None]
+
+
+def test_expiry(harness: Harness) -> None:
+    """Default timeout applies, 0 never expires, a short timeout expires."""
+    cache = harness.make(default_timeout=1)
+    cache.set("default", "d")
+    cache.set("forever", "f", timeout=0)
+    cache.set("long", "l", timeout=dt.timedelta(minutes=5))
+    cache.add("added-forever", "a", timeout=0)
+    cache.set_many({"many-short": 1}, timeout=1)
+    cache.set_many({"many-forever": 2}, timeout=0)
+    assert cache.get("default") == "d"
+    time.sleep(1.1)
+    assert cache.get("default") is None
+    assert cache.has("default") is False
+    assert cache.get("many-short") is None
+    assert cache.get_many("forever", "long", "added-forever", "many-forever") == [
+        "f",
+        "l",
+        "a",
+        2,
+    ]
+
+
+def test_negative_timeout_is_already_expired(cache: BaseCache) -> None:
+    cache.set("neg", "old")
+    cache.set("neg", "new", timeout=-1)
+    assert cache.get("neg") is None
+    assert cache.has("neg") is False
+    cache.add("neg-add", "x", timeout=-5)
+    assert cache.get("neg-add") is None
+    cache.set_many({"neg-many": 1}, timeout=-1)
+    assert cache.get("neg-many") is None
+
+
+def test_clear_with_prefix_spares_other_prefixes(harness: Harness) -> None:
+    if not harness.spec.scoped_clear:
+        pytest.skip(f"{harness.name}: clear() is not scoped by key prefix")
+    tag = uuid.uuid4().hex[:8]
+    mine = harness.make(prefix=f"mine-{tag}:")
+    other = harness.make(prefix=f"other-{tag}:")
+    longer = harness.make(prefix=f"mine-{tag}:x")  # the prefix extended, still mine
+    mine.set_many({f"k{i}": i for i in range(50)})
+    other.set_many({f"k{i}": i for i in range(50)})
+    longer.set("y", 1)
+    assert mine.clear() is True
+    assert mine.get_many("k0", "k49") == [None, None]
+    assert longer.get("y") is None
+    assert other.get_many(*(f"k{i}" for i in range(50))) == list(range(50))
+
+
+def test_thread_safety_smoke(harness: Harness) -> None:
+    cache = harness.make()
+    errors: list[BaseException] = []
+    threads_n, rounds = 8, 40
+
+    def work(n: int) -> None:
+        try:
+            for i in range(rounds):
+                key = f"t{n}-{i % 5}"
+                cache.set(key, (n, i))
+                got = cache.get(key)
+                assert got == (n, i), (key, got)
+                assert cache.get_many(key, f"t{n}-missing") == [(n, i), None]
+                cache.inc("shared")
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads_n)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert not errors, errors[:3]
+    if harness.spec.atomic_inc:
+        assert cache.get("shared") == threads_n * rounds
