@@ -1,0 +1,107 @@
+"""Several processes sharing one FileSystemCache directory never see a torn entry."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import typing as t
+
+import pytest
+
+from flask_caching.backends.filesystemcache import FileSystemCache
+
+ROUNDS = 150
+
+
+def _writer(path: str, marker: int, rounds: int) -> None:
+    cache = FileSystemCache(path, threshold=0)
+    for i in range(rounds):
+        # big values: a torn write would show up as a short or mixed payload
+        cache.set("shared", (marker, i, bytes([marker]) * 200_000))
+
+
+def _reader(path: str, rounds: int, queue: t.Any) -> None:
+    cache = FileSystemCache(path, threshold=0)
+    bad = 0
+    seen = 0
+    for _ in range(rounds * 2):
+        value = cache.get("shared")
+        if value is None:
+            continue
+        seen += 1
+        marker, _i, body = value
+        if len(body) != 200_000 or body != bytes([marker]) * 200_000:
+            bad += 1
+    queue.put((seen, bad))
+
+
+def test_two_writer_processes_and_a_reader_never_see_a_corrupt_entry(
+    tmp_path: t.Any,
+) -> None:
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    procs = [
+        ctx.Process(target=_writer, args=(str(tmp_path), 1, ROUNDS)),
+        ctx.Process(target=_writer, args=(str(tmp_path), 2, ROUNDS)),
+        ctx.Process(target=_reader, args=(str(tmp_path), ROUNDS, queue)),
+    ]
+    for p in procs:
+        p.start()
+    try:
+        seen, bad = queue.get(timeout=60)
+    finally:
+        for p in procs:
+            p.join(timeout=60)
+            if p.is_alive():  # pragma: no cover - only on a hang
+                p.kill()
+    assert all(p.exitcode == 0 for p in procs)
+    assert bad == 0
+    assert seen > 0
+    leftovers = [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+    assert leftovers == []
+
+
+def test_add_is_exclusive_across_processes(tmp_path: t.Any) -> None:
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+
+    def racer(n: int) -> None:
+        queue.put((n, FileSystemCache(str(tmp_path)).add("lock", n, timeout=30)))
+
+    procs = [ctx.Process(target=racer, args=(n,)) for n in range(6)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=30) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    winners = [n for n, ok in results if ok]
+    assert len(winners) == 1
+    assert FileSystemCache(str(tmp_path)).get("lock") == winners[0]
+
+
+def test_threshold_prunes_expired_then_oldest(tmp_path: t.Any) -> None:
+    cache = FileSystemCache(str(tmp_path), threshold=3)
+    for i in range(5):
+        cache.set(f"k{i}", i)
+    names = [n for n in os.listdir(tmp_path) if n.endswith(".fcache")]
+    assert len(names) <= 3
+    assert cache.get("k4") == 4
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [(600, 0o600), (0o640, 0o640), (755, 0o755)]
+)
+def test_mode_accepts_three_digit_octal(
+    tmp_path: t.Any, mode: int, expected: int
+) -> None:
+    cache = FileSystemCache(str(tmp_path), mode=mode)
+    cache.set("k", 1)
+    (name,) = [n for n in os.listdir(tmp_path) if n.endswith(".fcache")]
+    assert os.stat(tmp_path / name).st_mode & 0o777 == expected
+
+
+def test_bad_mode_is_rejected(tmp_path: t.Any) -> None:
+    from flask_caching.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="mode"):
+        FileSystemCache(str(tmp_path), mode=99999)
