@@ -33,6 +33,7 @@ LAYERS = {
     "extension": 6,
     "cli": 6,
     "__init__": 6,
+    "utils": 6,
 }
 
 
@@ -62,6 +63,10 @@ def test_documented_import_paths() -> None:
         "from flask_caching.backends.filesystemcache import FileSystemCache\n"
         "from flask_caching.backends.nullcache import NullCache\n"
         "from flask_caching.backends import SimpleCache as S2\n"
+        "from flask_caching.backends.cache import BaseCache as B2\n"
+        "from flask_caching.utils import make_template_fragment_key as m2\n"
+        "from flask_caching.jinja2ext import CacheExtension\n"
+        "assert B2 is BaseCache and m2 is make_template_fragment_key\n"
         "assert S2 is SimpleCache and issubclass(SimpleCache, BaseCache)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
