@@ -62,6 +62,8 @@ ALGORITHMS = tuple(
     " sha3_256 sha3_384 sha3_512 sha3_224 blake2b blake2s".split()
 )
 
+_SQUASH = str.maketrans("", "", " -_")
+_CANONICAL = {name.translate(_SQUASH): name for name in ALGORITHMS}
 _BYTES = (bytes, bytearray, memoryview)
 _SIGNED_V1 = b"\x01"
 _JSON_V1 = b"\x02"
@@ -171,10 +173,11 @@ def check_algorithm(name: object) -> str:
     """Return the normalised digest name for signing, or raise ConfigurationError.
 
     The name comes from configuration only, never from a stored value, so whoever
-    writes an entry cannot pick a weak digest. Case and ``-``/``_`` are forgiven.
+    writes an entry cannot pick a weak digest. Case, ``-`` and ``_`` are forgiven.
     """
-    normal = name.strip().lower().replace("-", "_") if isinstance(name, str) else ""
-    if normal not in ALGORITHMS:
+    squashed = name.lower().translate(_SQUASH) if isinstance(name, str) else ""
+    normal = _CANONICAL.get(squashed, "")
+    if not normal:
         raise ConfigurationError(
             f"CACHE_SERIALIZER_ALGORITHM={name!r} is not accepted for signing; use one"
             f" of {', '.join(ALGORITHMS)} (the default 'sha256' suits almost everyone)."
@@ -349,8 +352,8 @@ class JSONSerializer(BaseSerializer):
 
     Stores str, int, float, bool, None, bytes, list, tuple, dict with str keys, Markup
     and UUID, nested, as Flask's tagged JSON. Anything else raises :class:`TypeError`
-    at ``dumps`` naming the type. Entries are not signed: a writer to
-    the cache server can still change cached content.
+    at ``dumps`` naming the type. Entries are not signed: a writer to the cache server
+    can still change cached content (responses included), just not run code.
     """
 
     __slots__ = ("_tagger",)
