@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import importlib.util
 import os
 import threading
 import time
@@ -94,7 +95,47 @@ def make_cluster(
     return cache
 
 
+def require_module(name: str) -> None:
+    """Skip unless *name* is installed, without importing it: pylibmc must be first
+    imported by the backend, which points its libsasl2 at the SASL plugins."""
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed")
+
+
+def make_memcached_with(client: str) -> Maker:
+    """A maker for MemcachedCache driven by the client library *client*."""
+
+    def make(request: pytest.FixtureRequest, prefix: str, timeout: int) -> BaseCache:
+        require_module(client)
+        cls = backend_class("memcache", "MemcachedCache")
+        server = request.getfixturevalue("memcached_server")
+        cache: BaseCache = cls([server.address], timeout, prefix, client=client)
+        return cache
+
+    return make
+
+
+def make_memcached_sasl_as(name: str) -> Maker:
+    """A maker for the SASL memcached backend class *name*."""
+
+    def make(request: pytest.FixtureRequest, prefix: str, timeout: int) -> BaseCache:
+        require_module("pylibmc")
+        cls = backend_class("memcache", name)
+        server = request.getfixturevalue("memcached_sasl_server")
+        cache: BaseCache = cls(
+            [server.address],
+            timeout,
+            prefix,
+            username=server.username,
+            password=server.password,
+        )
+        return cache
+
+    return make
+
+
 _redis = (pytest.mark.redis,)
+_memcached = (pytest.mark.memcached,)
 
 BACKENDS: dict[str, Backend] = {
     "simple": Backend(make_simple),
@@ -102,6 +143,19 @@ BACKENDS: dict[str, Backend] = {
     "redis": Backend(make_redis, _redis, scoped_clear=True, atomic_inc=True),
     "sentinel": Backend(make_sentinel, _redis, scoped_clear=True, atomic_inc=True),
     "cluster": Backend(make_cluster, _redis, scoped_clear=True, atomic_inc=True),
+    # memcached can only flush the whole server, so clear() is not scoped
+    "memcached-pylibmc": Backend(
+        make_memcached_with("pylibmc"), _memcached, atomic_inc=True
+    ),
+    "memcached-pymemcache": Backend(
+        make_memcached_with("pymemcache"), _memcached, atomic_inc=True
+    ),
+    "memcached-sasl": Backend(
+        make_memcached_sasl_as("SASLMemcachedCache"), _memcached, atomic_inc=True
+    ),
+    "memcached-spread": Backend(
+        make_memcached_sasl_as("SpreadSASLMemcachedCache"), _memcached, atomic_inc=True
+    ),
 }
 
 

@@ -1,0 +1,361 @@
+"""One :class:`~._memcached.Driver` per memcached client library, and the choice.
+
+pylibmc (libmemcached, C) is preferred when installed, then pymemcache (pure Python),
+then python-memcached. Each driver only adapts method names and return values and
+lists the library's exception types; :class:`~._memcached.Pool` translates them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import platform
+import sys
+import sysconfig
+import typing as t
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from ..exceptions import ConfigurationError
+from ._memcached import Driver, NotANumber
+
+__all__ = [
+    "CLIENT_NAMES",
+    "MemcacheDriver",
+    "PylibmcDriver",
+    "PymemcacheDriver",
+    "build_driver_factory",
+    "ensure_sasl_plugin_path",
+    "import_client",
+]
+
+#: every client library we can drive, in the order we try them
+CLIENT_NAMES = ("pylibmc", "pymemcache", "memcache")
+
+
+def _explain(exc: BaseException) -> str:
+    return f"memcached request failed: {type(exc).__name__}: {exc}"
+
+
+class PylibmcDriver:
+    """Drive a ``pylibmc.Client`` (libmemcached, C). Each thread gets a ``clone()``."""
+
+    def __init__(self, module: t.Any, raw: t.Any) -> None:
+        self._mod = module
+        self.raw = raw
+        self.errors: tuple[type[BaseException], ...] = (module.Error,)
+
+    def get(self, key: str) -> bytes | None:
+        return t.cast("bytes | None", self.raw.get(key))
+
+    def get_multi(self, keys: list[str]) -> dict[str, bytes]:
+        return t.cast("dict[str, bytes]", self.raw.get_multi(keys))
+
+    def set(self, key: str, value: bytes, exptime: int) -> bool:
+        return bool(self.raw.set(key, value, time=exptime))
+
+    def set_multi(self, items: dict[str, bytes], exptime: int) -> list[str]:
+        return list(self.raw.set_multi(items, time=exptime))
+
+    def add(self, key: str, value: bytes, exptime: int) -> bool:
+        return bool(self.raw.add(key, value, time=exptime))
+
+    def delete(self, key: str) -> bool:
+        return bool(self.raw.delete(key))
+
+    def delete_multi(self, keys: list[str]) -> None:
+        self.raw.delete_multi(keys)
+
+    def incr(self, key: str, delta: int) -> int | None:
+        try:
+            return int(self.raw.incr(key, delta))
+        except self._mod.NotFound:
+            return None
+        except self._mod.ClientError as exc:
+            raise NotANumber(key) from exc
+
+    def gets(self, key: str) -> tuple[bytes | None, t.Any]:
+        return t.cast("tuple[bytes | None, t.Any]", self.raw.gets(key))
+
+    def cas(self, key: str, value: bytes, token: t.Any, exptime: int) -> bool:
+        return bool(self.raw.cas(key, value, token, time=exptime))
+
+    def flush_all(self) -> None:
+        self.raw.flush_all()
+
+    def reset(self) -> None:
+        """libmemcached reconnects by itself; nothing to do."""
+
+    def close(self) -> None:
+        self.raw.disconnect_all()
+
+    def clone(self) -> PylibmcDriver:
+        return PylibmcDriver(self._mod, self.raw.clone())
+
+    def explain(self, exc: BaseException) -> str:
+        text = str(exc)
+        if "AUTHENTICATION FAILURE" in text:
+            return (
+                f"memcached SASL authentication failed ({text}): check "
+                "CACHE_MEMCACHED_USERNAME and CACHE_MEMCACHED_PASSWORD"
+            )
+        if "FAILED TO SEND AUTHENTICATION" in text:
+            return (
+                f"memcached SASL authentication could not start ({text}): libsasl2 "
+                "found no PLAIN mechanism. Install your system's SASL modules "
+                "(Debian: libsasl2-modules) and set SASL_PATH to their folder "
+                "before pylibmc is first imported"
+            )
+        return _explain(exc)
+
+
+class PymemcacheDriver:
+    """Drive pymemcache (pure Python). Replies are always awaited (no ``noreply``)."""
+
+    def __init__(self, make: Callable[[], t.Any]) -> None:
+        from pymemcache.exceptions import MemcacheClientError, MemcacheError
+
+        self._make = make
+        self.raw = make()
+        self._client_error = MemcacheClientError
+        self.errors: tuple[type[BaseException], ...] = (MemcacheError, OSError)
+
+    def get(self, key: str) -> bytes | None:
+        return t.cast("bytes | None", self.raw.get(key))
+
+    def get_multi(self, keys: list[str]) -> dict[str, bytes]:
+        return t.cast("dict[str, bytes]", self.raw.get_many(keys))
+
+    def set(self, key: str, value: bytes, exptime: int) -> bool:
+        return bool(self.raw.set(key, value, expire=exptime, noreply=False))
+
+    def set_multi(self, items: dict[str, bytes], exptime: int) -> list[str]:
+        return list(self.raw.set_many(items, expire=exptime, noreply=False))
+
+    def add(self, key: str, value: bytes, exptime: int) -> bool:
+        return bool(self.raw.add(key, value, expire=exptime, noreply=False))
+
+    def delete(self, key: str) -> bool:
+        return bool(self.raw.delete(key, noreply=False))
+
+    def delete_multi(self, keys: list[str]) -> None:
+        self.raw.delete_many(keys, noreply=False)
+
+    def incr(self, key: str, delta: int) -> int | None:
+        try:
+            result = self.raw.incr(key, delta, noreply=False)
+        except self._client_error as exc:
+            raise NotANumber(key) from exc
+        return None if result is None else int(result)
+
+    def gets(self, key: str) -> tuple[bytes | None, t.Any]:
+        return t.cast("tuple[bytes | None, t.Any]", self.raw.gets(key))
+
+    def cas(self, key: str, value: bytes, token: t.Any, exptime: int) -> bool:
+        return bool(self.raw.cas(key, value, token, expire=exptime, noreply=False))
+
+    def flush_all(self) -> None:
+        self.raw.flush_all(noreply=False)
+
+    def reset(self) -> None:
+        """Drop the socket: after an error it may hold half a reply."""
+        self.raw.close()
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def __del__(self) -> None:
+        # A thread's client is dropped when the thread ends: close its socket
+        # rather than leave it to the garbage collector (a ResourceWarning).
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+    def clone(self) -> PymemcacheDriver:
+        return PymemcacheDriver(self._make)
+
+    def explain(self, exc: BaseException) -> str:
+        return _explain(exc)
+
+
+class MemcacheDriver(PymemcacheDriver):
+    """Drive python-memcached (``memcache``). It reports most failures by returning
+    ``0``/``None`` rather than raising, so with it errors look like misses."""
+
+    def __init__(self, make: Callable[[], t.Any]) -> None:
+        self._make = make
+        self.raw = make()
+        self.errors = (OSError,)
+
+    def get_multi(self, keys: list[str]) -> dict[str, bytes]:
+        return t.cast("dict[str, bytes]", self.raw.get_multi(keys))
+
+    def set(self, key: str, value: bytes, exptime: int) -> bool:
+        return bool(self.raw.set(key, value, time=exptime))
+
+    def set_multi(self, items: dict[str, bytes], exptime: int) -> list[str]:
+        return list(self.raw.set_multi(items, time=exptime))
+
+    def add(self, key: str, value: bytes, exptime: int) -> bool:
+        return bool(self.raw.add(key, value, time=exptime))
+
+    def delete(self, key: str) -> bool:
+        return bool(self.raw.delete(key))
+
+    def delete_multi(self, keys: list[str]) -> None:
+        self.raw.delete_multi(keys)
+
+    def incr(self, key: str, delta: int) -> int | None:
+        # None means "missing" or "not a number"; the caller's CAS path sorts it out
+        result = self.raw.incr(key, delta)
+        if result is None:
+            raise NotANumber(key)
+        return int(result)
+
+    def gets(self, key: str) -> tuple[bytes | None, t.Any]:
+        return self.raw.gets(key), None  # the CAS id is kept inside the client
+
+    def cas(self, key: str, value: bytes, token: t.Any, exptime: int) -> bool:
+        return bool(self.raw.cas(key, value, time=exptime))
+
+    def flush_all(self) -> None:
+        self.raw.flush_all()
+
+    def reset(self) -> None:
+        self.raw.disconnect_all()
+
+    def close(self) -> None:
+        self.raw.disconnect_all()
+
+    def clone(self) -> MemcacheDriver:
+        return MemcacheDriver(self._make)
+
+
+def _pylibmc_bundles_libsasl() -> bool:
+    spec = importlib.util.find_spec("pylibmc")
+    if spec is None or spec.origin is None:
+        return False
+    libs = Path(spec.origin).parent.parent / "pylibmc.libs"
+    return any(libs.glob("libsasl2*"))
+
+
+def _sasl_plugin_dirs() -> Iterator[Path]:
+    multiarch = sysconfig.get_config_var("MULTIARCH") or (
+        f"{platform.machine()}-linux-gnu"
+    )
+    for folder in (f"/usr/lib/{multiarch}", "/usr/lib64", "/usr/lib", "/usr/local/lib"):
+        yield Path(folder) / "sasl2"
+
+
+def ensure_sasl_plugin_path() -> str | None:
+    """Point pylibmc's bundled libsasl2 at the system's SASL plugins; return the path.
+
+    The pylibmc wheel ships its own libsasl2, which looks for mechanism plugins in a
+    folder that does not exist on the host, so SASL auth fails with "FAILED TO SEND
+    AUTHENTICATION". libsasl2 reads ``SASL_PATH`` once, when pylibmc is imported, so
+    this must run first. It changes nothing if ``SASL_PATH`` is set, pylibmc does not
+    bundle libsasl2, pylibmc is already imported, or no plugin folder is found.
+    """
+    if "SASL_PATH" in os.environ or "pylibmc" in sys.modules:
+        return os.environ.get("SASL_PATH")
+    if not sys.platform.startswith("linux") or not _pylibmc_bundles_libsasl():
+        return None
+    for folder in _sasl_plugin_dirs():
+        if any(folder.glob("libplain.so*")):
+            os.environ["SASL_PATH"] = str(folder)
+            return str(folder)
+    return None
+
+
+def import_client(name: str | None) -> tuple[str, t.Any]:
+    """Import the client library *name*, or the first installed one if ``None``."""
+    if name is not None and name not in CLIENT_NAMES:
+        raise ConfigurationError(
+            f"CACHE_OPTIONS client must be one of {', '.join(CLIENT_NAMES)}, "
+            f"got {name!r}"
+        )
+    for candidate in (name,) if name else CLIENT_NAMES:
+        if candidate == "pylibmc":
+            ensure_sasl_plugin_path()
+        try:
+            return candidate, importlib.import_module(candidate)
+        except ImportError:
+            if name:
+                raise ConfigurationError(
+                    f"CACHE_OPTIONS client={name!r} but {name} is not installed: "
+                    f"pip install {'python-memcached' if name == 'memcache' else name}"
+                ) from None
+    raise ConfigurationError(
+        "MemcachedCache needs a memcached client library; none is installed. "
+        "Install one: pip install pylibmc (or pymemcache)"
+    )
+
+
+def _split_server(server: str) -> tuple[str, int] | str:
+    if server.startswith("/") or server.startswith("unix:"):
+        return server.removeprefix("unix:")
+    host, _, port = server.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def build_driver_factory(
+    servers: list[str],
+    client: str | None,
+    *,
+    connect_timeout: float,
+    timeout: float,
+    binary: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+    options: dict[str, t.Any],
+) -> tuple[str, Driver]:
+    """Build the template driver for *servers* (threads and pools use clones of it).
+
+    *options* are extra pylibmc behaviours, or pymemcache / python-memcached client
+    keyword arguments, depending on the library chosen.
+    """
+    name, module = import_client(client)
+    if name == "pylibmc":
+        behaviors: dict[str, t.Any] = {
+            "tcp_nodelay": True,
+            "cas": True,
+            "connect_timeout": max(1, round(connect_timeout * 1000)),
+            "_poll_timeout": max(1, round(timeout * 1000)),
+            "send_timeout": max(1, round(timeout * 1_000_000)),
+            "receive_timeout": max(1, round(timeout * 1_000_000)),
+        }
+        if len(servers) > 1:
+            behaviors["ketama"] = True
+        unknown = sorted(set(options) - set(module.all_behaviors))
+        if unknown:
+            raise ConfigurationError(
+                f"CACHE_OPTIONS {unknown} are not pylibmc behaviours; "
+                f"known ones: {', '.join(sorted(module.all_behaviors))}"
+            )
+        behaviors.update(options)
+        raw = module.Client(
+            servers,
+            binary=binary,
+            username=username,
+            password=password,
+            behaviors=behaviors,
+        )
+        return name, PylibmcDriver(module, raw)
+    if name == "pymemcache":
+        kwargs = {
+            "connect_timeout": connect_timeout,
+            "timeout": timeout,
+            "no_delay": True,
+            "default_noreply": False,
+            **options,
+        }
+        if len(servers) == 1:
+            address = _split_server(servers[0])
+            return name, PymemcacheDriver(lambda: module.Client(address, **kwargs))
+        addresses = [_split_server(s) for s in servers]
+        kwargs.setdefault("retry_attempts", 0)
+        return name, PymemcacheDriver(lambda: module.HashClient(addresses, **kwargs))
+    kwargs = {"socket_timeout": timeout, "dead_retry": 1, "cache_cas": True, **options}
+    return name, MemcacheDriver(lambda: module.Client(servers, **kwargs))

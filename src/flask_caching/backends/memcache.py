@@ -1,0 +1,423 @@
+"""memcached backends: ``MemcachedCache``, ``SASLMemcachedCache``, ``SpreadSASLMemcachedCache``.
+
+How they behave, and why:
+
+* **Client library.** pylibmc if installed, else pymemcache, else python-memcached;
+  ``CACHE_OPTIONS = {"client": "pymemcache"}`` forces one. SASL needs pylibmc.
+  ``get_many`` is one request with every library. ``set_many``/``delete_many`` are one
+  pipelined request with pymemcache; pylibmc's ``set_multi``/``delete_multi`` wait
+  for one reply per key (libmemcached's choice, not ours).
+* **Threads.** Client objects are not thread-safe: each thread gets its own clone, or
+  with ``pool_size`` a bounded pool is shared (``pool_blocking`` waits for a free one,
+  otherwise a busy pool raises).
+* **Failures are fast and loud.** Connect and read timeouts default to 0.5 s
+  (``connect_timeout``/``timeout``) and nothing retries. Every operation raises
+  :class:`~flask_caching.exceptions.BackendError` when the server fails or cannot be
+  reached; the decorators catch it and run the function (fail open). Only a stored
+  value that cannot be loaded is turned into a miss.
+* **Keys** memcached would refuse (over 250 bytes, spaces, control or non-ASCII
+  characters, a leading ``~``) are stored under ``prefix + "~h:" + sha256(key)``.
+* **Values**: an ``int`` is stored as decimal text, so ``incr`` runs on the server;
+  anything else goes through :attr:`~MemcachedCache.serializer` (pickle by default;
+  the extension assigns the one CACHE_SERIALIZER names). A stored value that cannot
+  be read is a miss.
+* **Timeouts.** ``0`` never expires; a negative timeout deletes the key; more than
+  30 days is sent as a unix time, as memcached requires.
+* **clear()** flushes the *whole server*, whatever the prefix: memcached cannot list
+  or delete keys by prefix. Give apps that must not clear each other their own server.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import typing as t
+from collections.abc import Mapping, Sequence
+
+from ..exceptions import BackendError, ConfigurationError
+from ._memcached import (
+    Driver,
+    KeyMapper,
+    NotANumber,
+    PickleSerializer,
+    Pool,
+    Prefix,
+    Serializer,
+    decode,
+    encode,
+)
+from ._memcached_drivers import build_driver_factory
+from .base import BaseCache, Timeout, iteritems_wrapper
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+    from typing_extensions import Self
+
+    from ._memcached_sasl import SASLMemcachedCache as SASLMemcachedCache
+    from ._memcached_sasl import SpreadSASLMemcachedCache as SpreadSASLMemcachedCache
+
+__all__ = ["MemcachedCache", "SASLMemcachedCache", "SpreadSASLMemcachedCache"]
+
+logger = logging.getLogger("flask_caching")
+
+#: memcached reads an expiry above this many seconds as a unix timestamp
+THIRTY_DAYS = 30 * 24 * 60 * 60
+#: memcached's default item size limit (``memcached -I``)
+DEFAULT_ITEM_SIZE = 1024 * 1024
+#: room left in each item for the key and memcached's item header
+ITEM_HEADROOM = 512
+#: how often ``inc``/``dec`` retry a compare-and-swap that lost a race
+CAS_ATTEMPTS = 16
+
+
+def _positive(name: str, value: t.Any, integer: bool = False) -> None:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        raise ConfigurationError(
+            f"CACHE_OPTIONS {name} must be a positive "
+            f"{'integer' if integer else 'number'}, got {value!r}"
+        )
+
+
+def _check_servers(servers: t.Any) -> list[str]:
+    if servers is None:
+        return ["127.0.0.1:11211"]
+    if isinstance(servers, str):  # "host:port" or several, comma/space separated
+        servers = servers.replace(",", " ").split()
+    if not isinstance(servers, (list, tuple)) or not servers:
+        raise ConfigurationError(
+            "CACHE_MEMCACHED_SERVERS must be a non-empty list of 'host:port' "
+            f"strings, e.g. ['127.0.0.1:11211'], got {servers!r}"
+        )
+    for server in servers:
+        ok = isinstance(server, str) and (
+            server.startswith(("/", "unix:"))
+            or server.rpartition(":")[2].isdigit()
+            and server.rpartition(":")[0] != ""
+        )
+        if not ok:
+            raise ConfigurationError(
+                "CACHE_MEMCACHED_SERVERS entries must be 'host:port' or a unix "
+                f"socket path, got {server!r}"
+            )
+    return list(servers)
+
+
+class MemcachedCache(BaseCache):
+    """A memcached backend (see the module docstring for the behaviour in full).
+
+    :param servers: ``"host:port"`` strings (or unix socket paths).
+    :param default_timeout: seconds an entry lives when ``set`` gets no timeout.
+    :param key_prefix: prepended to every key; printable ASCII, no spaces. May be
+        a callable returning the prefix.
+    :param client: ``"pylibmc"``, ``"pymemcache"`` or ``"memcache"``; ``None`` picks
+        the first one installed.
+    :param pool_size: share at most this many clients between threads; ``None``
+        gives each thread its own.
+    :param pool_blocking: when the pool is exhausted, wait (``True``) or raise.
+    :param connect_timeout: seconds to wait for a connection.
+    :param timeout: seconds to wait for a reply.
+    :param maximum_value_length: the server's item size limit (``memcached -I``);
+        larger values are not stored (``set`` returns ``False``) except by
+        :class:`SpreadSASLMemcachedCache`, which splits them.
+    :param serializer: turns values into bytes and back; see :attr:`serializer`.
+    :param client_options: pylibmc behaviours, or keyword arguments of the
+        pymemcache / python-memcached client.
+    """
+
+    batched_get_many = True
+
+    def __init__(
+        self,
+        servers: Sequence[str] | None = None,
+        default_timeout: Timeout = 300,
+        key_prefix: Prefix | None = None,
+        *,
+        client: str | None = None,
+        pool_size: int | None = None,
+        pool_blocking: bool = True,
+        connect_timeout: float = 0.5,
+        timeout: float = 0.5,
+        maximum_value_length: int = DEFAULT_ITEM_SIZE,
+        serializer: Serializer | None = None,
+        **client_options: t.Any,
+    ) -> None:
+        super().__init__(default_timeout)
+        self._keys = KeyMapper(key_prefix or "")
+        if pool_size is not None:
+            _positive("pool_size", pool_size, integer=True)
+        _positive("connect_timeout", connect_timeout)
+        _positive("timeout", timeout)
+        _positive("maximum_value_length", maximum_value_length, integer=True)
+        if maximum_value_length <= ITEM_HEADROOM:
+            raise ConfigurationError(
+                f"CACHE_OPTIONS maximum_value_length must exceed {ITEM_HEADROOM}"
+            )
+        #: the largest payload stored in one item
+        self._item_limit = maximum_value_length - ITEM_HEADROOM
+        #: turns values into bytes and back (``dumps``/``loads``); replaceable
+        self.serializer: Serializer = serializer or PickleSerializer()
+        self.client_name, template = self._make_driver(
+            _check_servers(servers), client, connect_timeout, timeout, client_options
+        )
+        self._pool = Pool(template, pool_size, bool(pool_blocking))
+
+    def _make_driver(
+        self,
+        servers: list[str],
+        client: str | None,
+        connect_timeout: float,
+        timeout: float,
+        options: dict[str, t.Any],
+    ) -> tuple[str, Driver]:
+        try:
+            return build_driver_factory(
+                servers,
+                client,
+                connect_timeout=connect_timeout,
+                timeout=timeout,
+                options=options,
+            )
+        except TypeError as exc:  # an option the client library does not take
+            raise ConfigurationError(f"CACHE_OPTIONS: {exc}") from exc
+
+    @classmethod
+    def factory(
+        cls,
+        app: Flask,
+        config: Mapping[str, t.Any],
+        args: list[t.Any],
+        kwargs: dict[str, t.Any],
+    ) -> Self:
+        """Build from the settings in :attr:`factory_settings`; CACHE_OPTIONS are
+        keyword arguments of the class, CACHE_ARGS its leading positional ones."""
+        params = dict(kwargs)
+        for name, setting in cls.factory_settings.items():
+            if config.get(setting) is not None:
+                params[name] = config[setting]
+        return cls(*args, **params)
+
+    #: constructor argument -> the CACHE_* setting that supplies it; a setting that
+    #: is set (not ``None``) wins over the same name in CACHE_OPTIONS
+    factory_settings: t.ClassVar[dict[str, str]] = {
+        "servers": "CACHE_MEMCACHED_SERVERS",
+        "default_timeout": "CACHE_DEFAULT_TIMEOUT",
+        "key_prefix": "CACHE_KEY_PREFIX",
+    }
+
+    @property
+    def _client(self) -> t.Any:
+        """The library's client object that every thread's client is cloned from.
+
+        Set pylibmc behaviours on it before the first cache operation.
+        """
+        return self._pool.template.raw
+
+    def close(self) -> None:
+        """Close this backend's connections (they reopen if it is used again)."""
+        self._pool.close()
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _exptime(self, timeout: Timeout) -> int | None:
+        """memcached's expiry for *timeout*; ``None`` when it is already expired."""
+        seconds = self._normalize_timeout(timeout)
+        if seconds < 0:
+            return None
+        if seconds > THIRTY_DAYS:
+            return int(time.time()) + seconds
+        return seconds
+
+    def _load(self, raw: t.Any) -> t.Any:
+        """Decode a stored value; anything unreadable is a miss."""
+        if not isinstance(raw, bytes):
+            return None
+        try:
+            return decode(self.serializer, raw)
+        except Exception:
+            logger.debug("unreadable memcached value treated as a miss", exc_info=True)
+            return None
+
+    def _dump(self, value: t.Any) -> bytes | None:
+        """Encode a value; ``None`` if a cachelib-style serializer gave up on it."""
+        payload = encode(self.serializer, value)
+        return payload if isinstance(payload, bytes) else None
+
+    def _items(self, mkey: str, payload: bytes) -> dict[str, bytes] | None:
+        """What to store for one value; ``None`` if it cannot be stored."""
+        return {mkey: payload} if len(payload) <= self._item_limit else None
+
+    def _fetch(self, driver: Driver, mkeys: list[str]) -> dict[str, bytes]:
+        """Read stored payloads (one request here; a subclass may resolve more)."""
+        return driver.get_multi(mkeys)
+
+    # -- reading ---------------------------------------------------------------
+
+    def get(self, key: str) -> t.Any:
+        """Return the value or ``None``. Raises BackendError if the server fails."""
+        return self.get_dict(key)[key]
+
+    def get_many(self, *keys: str) -> list[t.Any]:
+        """Values for *keys* (``None`` for misses), in one request."""
+        found = self.get_dict(*keys)
+        return [found[key] for key in keys]
+
+    def get_dict(self, *keys: str) -> dict[str, t.Any]:
+        """``{key: value or None}`` for *keys*, in one request."""
+        if not keys:
+            return {}
+        mkeys = [self._keys(key) for key in keys]
+        with self._pool.reserve() as driver:
+            raws = self._fetch(driver, list(dict.fromkeys(mkeys)))
+        return {
+            key: self._load(raws.get(mk)) for key, mk in zip(keys, mkeys, strict=True)
+        }
+
+    def has(self, key: str) -> bool:
+        """Whether *key* is stored (memcached has no cheaper test than a get)."""
+        mkey = self._keys(key)
+        with self._pool.reserve() as driver:
+            return driver.get(mkey) is not None
+
+    # -- writing ---------------------------------------------------------------
+
+    def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
+        """Store *value*; ``False`` if it is too large or could not be dumped."""
+        exptime = self._exptime(timeout)
+        if exptime is None:
+            self.delete(key)
+            return True
+        mkey = self._keys(key)
+        payload = self._dump(value)
+        items = None if payload is None else self._items(mkey, payload)
+        if items is None:
+            return False
+        with self._pool.reserve() as driver:
+            if len(items) == 1:
+                return driver.set(mkey, items[mkey], exptime)
+            failed = driver.set_multi(items, exptime)
+            if failed:
+                driver.delete_multi(list(items))
+            return not failed
+
+    def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
+        """Store *value* only if *key* is absent (memcached ``add``, atomic)."""
+        exptime = self._exptime(timeout)
+        mkey = self._keys(key)
+        payload = self._dump(value)
+        items = None if payload is None else self._items(mkey, payload)
+        if exptime is None or items is None:
+            return False
+        with self._pool.reserve() as driver:
+            if len(items) == 1:
+                return driver.add(mkey, items[mkey], exptime)
+            parts = {k: v for k, v in items.items() if k != mkey}
+            if not driver.set_multi(parts, exptime):
+                if driver.add(mkey, items[mkey], exptime):
+                    return True
+            driver.delete_multi(list(parts))
+            return False
+
+    def set_many(
+        self,
+        mapping: Mapping[str, t.Any] | t.Iterable[tuple[str, t.Any]],
+        timeout: Timeout = None,
+    ) -> list[t.Any]:
+        """Store every pair with one ``set_multi``; return the keys stored."""
+        pairs = dict(iteritems_wrapper(mapping))
+        exptime = self._exptime(timeout)
+        if exptime is None:
+            self.delete_many(*pairs)
+            return list(pairs)
+        per_key: dict[str, dict[str, bytes]] = {}
+        for key, value in pairs.items():
+            payload = self._dump(value)
+            items = None if payload is None else self._items(self._keys(key), payload)
+            if items is not None:
+                per_key[key] = items
+        if not per_key:
+            return []
+        merged = {k: v for items in per_key.values() for k, v in items.items()}
+        with self._pool.reserve() as driver:
+            failed = set(driver.set_multi(merged, exptime))
+        return [key for key, items in per_key.items() if not failed & items.keys()]
+
+    def delete(self, key: str) -> bool:
+        """Delete *key*; ``True`` if it existed."""
+        mkey = self._keys(key)
+        with self._pool.reserve() as driver:
+            return driver.delete(mkey)
+
+    def delete_many(self, *keys: str) -> list[t.Any]:
+        """Delete *keys* with one ``delete_multi``; all are gone unless it raises."""
+        if keys:
+            mkeys = list(dict.fromkeys(self._keys(key) for key in keys))
+            with self._pool.reserve() as driver:
+                driver.delete_multi(mkeys)
+        return list(keys)
+
+    def clear(self) -> bool:
+        """Flush the **whole server** (every prefix): memcached has nothing finer."""
+        with self._pool.reserve() as driver:
+            driver.flush_all()
+        return True
+
+    # -- counters --------------------------------------------------------------
+
+    def inc(self, key: str, delta: int = 1) -> int | None:
+        """Add *delta* atomically; a missing key starts from 0.
+
+        Non-negative deltas on a stored non-negative decimal use memcached ``incr``
+        (one request; it keeps the key's expiry). Otherwise (negative numbers, a
+        custom serializer) a compare-and-swap loop runs, which resets the expiry to
+        the default timeout. memcached counters wrap at 2**64.
+        """
+        mkey = self._keys(key)
+        if delta >= 0:
+            with self._pool.reserve() as driver:
+                try:
+                    value = driver.incr(mkey, delta)
+                except NotANumber:
+                    value = None
+                else:
+                    if value is not None:
+                        return value
+                    if driver.add(mkey, encode(self.serializer, delta), self._ttl()):
+                        return delta
+        return self._inc_by_cas(key, mkey, delta)
+
+    def dec(self, key: str, delta: int = 1) -> int | None:
+        """Subtract *delta* atomically; a missing key starts from 0 (see :meth:`inc`)."""
+        return self.inc(key, -delta)
+
+    def _ttl(self) -> int:
+        return self._exptime(None) or 0
+
+    def _inc_by_cas(self, key: str, mkey: str, delta: int) -> int:
+        for _ in range(CAS_ATTEMPTS):
+            with self._pool.reserve() as driver:
+                raw, token = driver.gets(mkey)
+                if raw is None:
+                    if driver.add(mkey, encode(self.serializer, delta), self._ttl()):
+                        return delta
+                    continue
+            current = self._load(raw)
+            if current is None:
+                current = 0
+            if type(current) is not int:
+                raise TypeError(f"cannot increment {key!r}: it holds {current!r}")
+            new = current + delta
+            with self._pool.reserve() as driver:
+                if driver.cas(mkey, encode(self.serializer, new), token, self._ttl()):
+                    return new
+        raise BackendError(f"inc({key!r}) lost {CAS_ATTEMPTS} races in a row")
+
+
+def __getattr__(name: str) -> t.Any:
+    # The SASL backends subclass MemcachedCache, so they live in their own module
+    # and are loaded from here on first use.
+    if name in ("SASLMemcachedCache", "SpreadSASLMemcachedCache"):
+        from . import _memcached_sasl
+
+        return getattr(_memcached_sasl, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
