@@ -22,6 +22,7 @@ from .cached import CachedFunction, make_cached
 from .exceptions import ConfigurationError
 from .jinja2ext import ENV_ATTR, CacheExtension
 from .memoize import delete_memoized, delete_memoized_verhash, make_memoize
+from .serializers import resolve_serializer
 from .runtime import Runtime
 
 P = t.ParamSpec("P")
@@ -53,6 +54,34 @@ def _build_backend(app: Flask, conf: settings_mod.Settings) -> t.Any:
         options.setdefault("default_timeout", raw["CACHE_DEFAULT_TIMEOUT"])
         return factory(*args, **options)
     return factory(app, raw, args, options)
+
+
+def _secret_keys(raw: Mapping[str, t.Any]) -> list[t.Any]:
+    """CACHE_SECRET_KEY (one key or a list, first signs), else SECRET_KEY + fallbacks."""
+    own = raw.get("CACHE_SECRET_KEY")
+    if own:
+        return list(own) if isinstance(own, (list, tuple)) else [own]
+    keys = [raw.get("SECRET_KEY")]
+    keys.extend(raw.get("SECRET_KEY_FALLBACKS") or ())
+    return [k for k in keys if k]
+
+
+def _apply_serializer(backend: t.Any, raw: Mapping[str, t.Any]) -> None:
+    """Give the backend the serializer CACHE_SERIALIZER names (default: keep pickle)."""
+    setting = raw["CACHE_SERIALIZER"]
+    if setting is None or setting == "pickle":
+        return
+    serializer = resolve_serializer(
+        setting,
+        secret_keys=_secret_keys(raw),
+        algorithm=raw["CACHE_SERIALIZER_ALGORITHM"],
+    )
+    if not hasattr(backend, "serializer"):
+        raise ConfigurationError(
+            f"CACHE_SERIALIZER={setting!r}: the backend {type(backend).__name__} "
+            "does not use a serializer, so it cannot be changed"
+        )
+    backend.serializer = serializer
 
 
 def _positional_count(func: Callable[..., t.Any]) -> int:
@@ -111,6 +140,7 @@ class Cache:
                 f"CACHE_TYPE={conf.raw['CACHE_TYPE']!r} built {backend!r}, "
                 "which lacks the cache interface (get, set, get_many, ...)"
             )
+        _apply_serializer(backend, conf.raw)
         self.source_check = conf.source_check
         app.extensions.setdefault("cache", {})[self] = backend
         app.extensions.setdefault(_RUNTIMES, {})[self] = Runtime(backend, conf, app)

@@ -17,9 +17,8 @@ import tempfile
 import time
 import typing as t
 
-from cachelib.serializers import FileSystemSerializer
-
 from ..exceptions import ConfigurationError
+from ..serializers import PickleSerializer
 from .base import BaseCache, Timeout
 
 if t.TYPE_CHECKING:
@@ -66,7 +65,7 @@ class FileSystemCache(BaseCache):
         self._mode = _parse_mode(mode)
         self._hash = hash_method
         self.ignore_errors = ignore_errors
-        self.serializer: t.Any = FileSystemSerializer()
+        self.serializer: t.Any = PickleSerializer()
         self._ensure_dir()
 
     @classmethod

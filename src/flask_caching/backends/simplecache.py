@@ -10,8 +10,7 @@ import threading
 import time
 import typing as t
 
-from cachelib.serializers import SimpleSerializer
-
+from ..serializers import PickleSerializer
 from .base import BaseCache, Timeout
 
 if t.TYPE_CHECKING:
@@ -42,7 +41,7 @@ class SimpleCache(BaseCache):
         self._threshold = threshold
         self._lock = threading.Lock()
         self.ignore_errors = ignore_errors
-        self.serializer: t.Any = SimpleSerializer()
+        self.serializer: t.Any = PickleSerializer()
 
     @classmethod
     def factory(
