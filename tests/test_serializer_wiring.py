@@ -1,0 +1,185 @@
+"""CACHE_SERIALIZER end to end: forged values in a real Redis never become code."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import typing as t
+import uuid
+
+import pytest
+from flask import Flask
+from servers import RedisServer
+
+from flask_caching import Cache
+from flask_caching.exceptions import ConfigurationError
+from flask_caching.serializers import JSONSerializer, SignedPickleSerializer
+
+
+class _CreatesFile:
+    """Unpickling this object creates a directory: the stand-in for arbitrary code."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[t.Any, ...]:
+        return (os.mkdir, (self.path,))
+
+
+def _app(**config: t.Any) -> tuple[Flask, Cache]:
+    app = Flask(__name__)
+    app.config.update(config)
+    return app, Cache(app)
+
+
+@pytest.mark.redis
+def test_forged_pickle_in_redis_is_a_miss_and_never_runs(
+    redis_server: RedisServer, tmp_path: t.Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    prefix = f"forge-{uuid.uuid4().hex[:8]}:"
+    app, cache = _app(
+        CACHE_TYPE="RedisCache",
+        CACHE_REDIS_URL=redis_server.url,
+        CACHE_KEY_PREFIX=prefix,
+        CACHE_SERIALIZER="pickle-signed",
+        SECRET_KEY="app-secret",
+    )
+    runs: list[int] = []
+
+    @app.route("/page")
+    @cache.cached(timeout=60)
+    def page() -> str:
+        runs.append(1)
+        return "fresh page"
+
+    with app.test_request_context("/page"):
+        key = page.make_cache_key()
+    marker = tmp_path / "pwned"
+    forged = pickle.dumps(_CreatesFile(str(marker)))
+    # an attacker with write access to the cache server plants a raw pickle,
+    # and also one with a made-up signature prefix
+    client = redis_server.client()
+    client.set(prefix + key, forged)
+
+    with caplog.at_level(logging.WARNING, logger="flask_caching"):
+        response = app.test_client().get("/page")
+    assert response.status_code == 200
+    assert response.data == b"fresh page"
+    assert runs == [1]
+    assert not marker.exists()
+    assert any("flask_caching" == r.name for r in caplog.records)
+    # the forged entry was replaced by a signed one, which is a hit next time
+    assert app.test_client().get("/page").data == b"fresh page"
+    assert runs == [1]
+    stored = client.get(prefix + key)
+    assert stored is not None and stored[:1] == b"\x01"
+
+    client.set(prefix + key, b"\x01" + b"\x00" * 32 + forged)
+    assert app.test_client().get("/page").data == b"fresh page"
+    assert not marker.exists()
+    assert runs == [1, 1]
+
+
+@pytest.mark.redis
+def test_plain_pickle_default_would_run_the_payload(
+    redis_server: RedisServer, tmp_path: t.Any
+) -> None:
+    """The control: without signing, the same planted bytes do execute."""
+    prefix = f"ctl-{uuid.uuid4().hex[:8]}:"
+    app, cache = _app(
+        CACHE_TYPE="RedisCache",
+        CACHE_REDIS_URL=redis_server.url,
+        CACHE_KEY_PREFIX=prefix,
+    )
+    marker = tmp_path / "ran"
+    redis_server.client().set(prefix + "k", pickle.dumps(_CreatesFile(str(marker))))
+    with app.app_context():
+        cache.get("k")
+    assert marker.exists()
+
+
+@pytest.mark.redis
+def test_json_serializer_refuses_non_json_at_set_time(
+    redis_server: RedisServer,
+) -> None:
+    app, cache = _app(
+        CACHE_TYPE="RedisCache",
+        CACHE_REDIS_URL=redis_server.url,
+        CACHE_KEY_PREFIX=f"json-{uuid.uuid4().hex[:8]}:",
+        CACHE_SERIALIZER="json",
+    )
+    with app.app_context():
+        assert isinstance(cache.cache.serializer, JSONSerializer)  # type: ignore[attr-defined]
+        cache.set("ok", {"a": [1, 2.5, None, "x"], "b": b"bytes", "c": (1, 2)})
+        assert cache.get("ok") == {"a": [1, 2.5, None, "x"], "b": b"bytes", "c": (1, 2)}
+        with pytest.raises(TypeError, match="JSONSerializer cannot store"):
+            cache.set("bad", {1, 2})
+
+
+def test_json_serializer_carries_views_and_memoize() -> None:
+    app, cache = _app(CACHE_TYPE="SimpleCache", CACHE_SERIALIZER="json")
+    runs: list[int] = []
+
+    @app.route("/v")
+    @cache.cached()
+    def view() -> tuple[str, int, dict[str, str]]:
+        runs.append(1)
+        return "body", 201, {"X-A": "1"}
+
+    @cache.memoize()
+    def f(x: int) -> dict[str, t.Any]:
+        runs.append(x)
+        return {"x": x, "t": (x, x)}
+
+    client = app.test_client()
+    for _ in range(2):
+        r = client.get("/v")
+        assert (r.status_code, r.data, r.headers["X-A"]) == (201, b"body", "1")
+    with app.app_context():
+        assert f(5) == f(5) == {"x": 5, "t": (5, 5)}
+    assert runs == [1, 5]
+
+
+def test_secret_key_rotation_through_settings() -> None:
+    old_app, old_cache = _app(
+        CACHE_TYPE="SimpleCache", CACHE_SERIALIZER="pickle-signed", SECRET_KEY="old"
+    )
+    with old_app.app_context():
+        data = old_cache.cache.serializer.dumps(["v"])  # type: ignore[attr-defined]
+    new_app, new_cache = _app(
+        CACHE_TYPE="SimpleCache",
+        CACHE_SERIALIZER="pickle-signed",
+        CACHE_SECRET_KEY=["new", "old"],
+    )
+    with new_app.app_context():
+        serializer = new_cache.cache.serializer  # type: ignore[attr-defined]
+        assert isinstance(serializer, SignedPickleSerializer)
+        assert serializer.loads(data) == ["v"]
+    fallback_app, fallback_cache = _app(
+        CACHE_TYPE="SimpleCache",
+        CACHE_SERIALIZER="pickle-signed",
+        SECRET_KEY="new",
+        SECRET_KEY_FALLBACKS=["old"],
+    )
+    with fallback_app.app_context():
+        assert fallback_cache.cache.serializer.loads(data) == ["v"]  # type: ignore[attr-defined]
+
+
+def test_signed_serializer_without_any_secret_fails_at_init_app() -> None:
+    with pytest.raises(ConfigurationError, match="CACHE_SECRET_KEY"):
+        _app(CACHE_TYPE="SimpleCache", CACHE_SERIALIZER="pickle-signed")
+
+
+def test_unknown_serializer_names_the_setting() -> None:
+    with pytest.raises(ConfigurationError, match="CACHE_SERIALIZER"):
+        _app(CACHE_TYPE="SimpleCache", CACHE_SERIALIZER="yaml")
+
+
+def test_serializer_on_a_backend_without_one_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="does not use a serializer"):
+        _app(
+            CACHE_TYPE="custom_backends.GuideStyleCache",
+            REDIS_SERVERS="x",
+            CACHE_SERIALIZER="json",
+        )
