@@ -5,7 +5,10 @@
     CacheError                  base of everything below
     ├── ConfigurationError      a CACHE_* setting or decorator argument is invalid
     │                           (also a ValueError, so ``except ValueError`` works)
-    └── BackendError            the cache server failed or could not be reached
+    ├── BackendError            the cache server failed or could not be reached
+    └── UnreadableValueError    stored bytes cannot be loaded: read as a miss
+        └── UnsafeValueError    a signature is missing or wrong: never unpickled
+                                (both defined in flask_caching.serializers)
 """
 
 from __future__ import annotations
