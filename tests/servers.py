@@ -203,7 +203,7 @@ def _stop_everything() -> None:
 def _redis_ping(port: int) -> bool:
     with socket.create_connection((HOST, port), timeout=0.5) as sock:
         sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-        return sock.recv(64).startswith(b"+PONG")
+        return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
 
 
 class RedisServer(ServerProcess):
@@ -315,28 +315,31 @@ class SentinelGroup:
         return [(HOST, self.sentinel.port)]
 
     def master_port(self) -> int:
-        """The port of the master the sentinel currently announces."""
+        """The port of the master as clients discover it (``SENTINEL MASTER``).
+
+        During a failover ``GET-MASTER-ADDR-BY-NAME`` already names the replica being
+        promoted, while clients, which read ``SENTINEL MASTER(S)``, still get the old
+        master until the switch completes; this waits for what clients see.
+        """
         with self.sentinel.client(decode_responses=True) as client:
-            _, port = client.execute_command(
-                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name
-            )
-        return int(port)
+            state = client.sentinel_master(self.master_name)
+        return int(state["port"])
 
     def wait_for_failover(self, old_port: int, timeout: float = 20) -> int:
-        """Wait until the sentinel promotes another server; return its port."""
+        """Wait until clients are sent to a promoted replica; return its port."""
         _wait_until(
-            "the sentinel to promote the replica",
+            "the sentinel to switch to the replica",
             lambda: self.master_port() != old_port,
             timeout,
         )
-        new = self.replica if self.replica.port == self.master_port() else None
-        assert new is not None, "promoted an unknown server"
+        new_port = self.master_port()
+        assert new_port == self.replica.port, "promoted an unknown server"
         _wait_until(
             "the promoted replica to act as master",
-            lambda: _info(new, "replication").get("role") == "master",
+            lambda: _info(self.replica, "replication").get("role") == "master",
             timeout,
         )
-        return new.port
+        return new_port
 
     def close(self) -> None:
         for server in reversed(self.servers):

@@ -246,12 +246,14 @@ class RedisCache(BaseCache):
     ) -> Self:
         """Build from the CACHE_* settings in :attr:`factory_settings`.
 
-        CACHE_OPTIONS (*kwargs*) go to the client; the settings win over the same
-        names in it, and an unset (``None``) setting means the parameter's default.
+        CACHE_OPTIONS (*kwargs*) go to the client; a setting that is set (not
+        ``None``) wins over the same name in them.
         """
-        names = cls.factory_settings
-        params = {name: config.get(setting) for name, setting in names.items()}
-        return cls(*args, **{**kwargs, **params})
+        params = dict(kwargs)
+        for name, setting in cls.factory_settings.items():
+            if config.get(setting) is not None:
+                params[name] = config[setting]
+        return cls(*args, **params)
 
     # --- helpers ---------------------------------------------------------------
 

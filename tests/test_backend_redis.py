@@ -1,0 +1,575 @@
+"""Redis-specific behaviour: settings mapping, round trips counted on the real server,
+scoped clear, Sentinel failover, Cluster slots and fast failure when Redis is down.
+
+The capabilities every backend shares are in test_backend_contract.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+import typing as t
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from servers import ClusterGroup, RedisServer, SentinelGroup, free_port, start_redis
+
+from flask_caching.backends.rediscache import (
+    CLEAR_BATCH_SIZE,
+    DEFAULT_SOCKET_CONNECT_TIMEOUT,
+    DEFAULT_SOCKET_TIMEOUT,
+    RedisCache,
+    RedisClusterCache,
+    RedisSentinelCache,
+)
+from flask_caching.exceptions import ConfigurationError
+
+pytestmark = pytest.mark.redis
+
+SETTINGS = (
+    "CACHE_DEFAULT_TIMEOUT",
+    "CACHE_KEY_PREFIX",
+    "CACHE_REDIS_HOST",
+    "CACHE_REDIS_PORT",
+    "CACHE_REDIS_PASSWORD",
+    "CACHE_REDIS_DB",
+    "CACHE_REDIS_URL",
+    "CACHE_REDIS_SENTINELS",
+    "CACHE_REDIS_SENTINEL_MASTER",
+    "CACHE_REDIS_CLUSTER",
+)
+
+
+def config(**settings: t.Any) -> dict[str, t.Any]:
+    """A config mapping as the extension passes it: every setting present."""
+    return {name: settings.get(name) for name in SETTINGS} | settings
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"rt-{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture
+def cache(redis_server: RedisServer, prefix: str) -> Iterator[RedisCache]:
+    cache = RedisCache(port=redis_server.port, key_prefix=prefix)
+    yield cache
+    cache.clear()
+    cache.close()
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    with redis_server.client() as client:
+        yield client
+
+
+def command_calls(client: t.Any, **target: t.Any) -> dict[str, int]:
+    """Calls per command since the last CONFIG RESETSTAT, from INFO commandstats."""
+    stats = client.info("commandstats", **target)
+    if target:  # a cluster client answers per node
+        merged: dict[str, int] = {}
+        for node_stats in stats.values():
+            for name, entry in node_stats.items():
+                merged[name] = merged.get(name, 0) + entry["calls"]
+        return {k.removeprefix("cmdstat_"): v for k, v in merged.items()}
+    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()}
+
+
+@pytest.fixture
+def sends(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every request written to any redis socket: one entry per round trip."""
+    sent: list[bytes] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def spy(self: t.Any, command: t.Any, check_health: bool = True) -> None:
+        sent.append(command)
+        original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", spy)
+    return sent
+
+
+# --- settings --------------------------------------------------------------------
+
+
+def test_factory_host_port_db_password(prefix: str) -> None:
+    server = start_redis("--requirepass", "s3cret", name="redis-auth")
+    try:
+        settings = config(
+            CACHE_REDIS_HOST="127.0.0.1",
+            CACHE_REDIS_PORT=str(server.port),  # env-style strings are accepted
+            CACHE_REDIS_PASSWORD="s3cret",
+            CACHE_REDIS_DB=4,
+            CACHE_KEY_PREFIX=prefix,
+            CACHE_DEFAULT_TIMEOUT=123,
+        )
+        cache = RedisCache.factory(None, settings, [], {})  # type: ignore[arg-type]
+        cache.set("k", "v")
+        with server.client(password="s3cret", db=4) as inspect:
+            assert inspect.ttl(prefix + "k") == 123
+        assert cache.default_timeout == 123
+        cache.close()
+    finally:
+        server.close()
+
+
+def test_factory_url_and_db_override(redis_server: RedisServer, prefix: str) -> None:
+    url = f"redis://127.0.0.1:{redis_server.port}/3"
+    from_url = RedisCache.factory(
+        None,  # type: ignore[arg-type]
+        config(CACHE_REDIS_URL=url, CACHE_KEY_PREFIX=prefix, CACHE_REDIS_HOST="nohost"),
+        [],
+        {},
+    )
+    overridden = RedisCache.factory(
+        None,  # type: ignore[arg-type]
+        config(CACHE_REDIS_URL=url, CACHE_REDIS_DB=5, CACHE_KEY_PREFIX=prefix),
+        [],
+        {},
+    )
+    from_url.set("where", "db3")
+    overridden.set("where", "db5")
+    assert from_url.get("where") == "db3"
+    assert overridden.get("where") == "db5"
+    for db in (3, 5):
+        with redis_server.client(db=db) as inspect:
+            assert inspect.delete(prefix + "where") == 1
+    from_url.close()
+    overridden.close()
+
+
+def test_factory_url_password_from_setting(prefix: str) -> None:
+    server = start_redis("--requirepass", "pw", name="redis-auth")
+    try:
+        settings = config(
+            CACHE_REDIS_URL=f"redis://127.0.0.1:{server.port}",
+            CACHE_REDIS_PASSWORD="pw",
+            CACHE_KEY_PREFIX=prefix,
+        )
+        cache = RedisCache.factory(None, settings, [], {})  # type: ignore[arg-type]
+        assert cache.set("k", 1) and cache.get("k") == 1
+        cache.close()
+    finally:
+        server.close()
+
+
+def test_factory_unix_socket_url(tmp_path: t.Any, prefix: str) -> None:
+    path = tmp_path / "redis.sock"
+    server = start_redis("--unixsocket", str(path), name="redis-unix")
+    try:
+        settings = config(
+            CACHE_REDIS_URL=f"unix://{path}?db=2", CACHE_KEY_PREFIX=prefix
+        )
+        cache = RedisCache.factory(None, settings, [], {})  # type: ignore[arg-type]
+        cache.set("k", "over unix")
+        with server.client(db=2) as inspect:
+            assert inspect.exists(prefix + "k")
+        cache.close()
+    finally:
+        server.close()
+
+
+def test_factory_rediss_url_uses_tls() -> None:
+    settings = config(CACHE_REDIS_URL="rediss://cache.example:6380/1")
+    cache = RedisCache.factory(None, settings, [], {})  # type: ignore[arg-type]
+    pool = cache._write_client.connection_pool
+    assert pool.connection_class is redis.connection.SSLConnection
+    assert pool.connection_kwargs["port"] == 6380
+    assert pool.connection_kwargs["db"] == 1
+
+
+def test_client_object_shares_its_pool(redis_server: RedisServer, prefix: str) -> None:
+    with redis_server.client() as shared:
+        settings = config(CACHE_REDIS_HOST=shared, CACHE_KEY_PREFIX=prefix)
+        cache = RedisCache.factory(None, settings, [], {})  # type: ignore[arg-type]
+        assert cache._write_client is shared and cache._read_client is shared
+        cache.set("k", 1)
+        assert shared.get(prefix + "k") == b"1"
+        cache.close()  # not ours to close
+        assert shared.ping()
+        cache.clear()
+
+
+def test_options_reach_the_client_and_fast_defaults(redis_server: RedisServer) -> None:
+    settings = config(CACHE_REDIS_PORT=redis_server.port)
+    plain = RedisCache.factory(None, settings, [], {})  # type: ignore[arg-type]
+    kwargs = plain._write_client.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == DEFAULT_SOCKET_TIMEOUT
+    assert kwargs["socket_connect_timeout"] == DEFAULT_SOCKET_CONNECT_TIMEOUT
+    assert kwargs["retry"].get_retries() == 0
+    options = {"socket_timeout": 2.0, "client_name": "fc-options-test"}
+    tuned = RedisCache.factory(None, settings, [], options)  # type: ignore[arg-type]
+    assert tuned._write_client.connection_pool.connection_kwargs["socket_timeout"] == 2
+    tuned.has("anything")
+    names = [c["name"] for c in tuned._write_client.client_list()]
+    assert "fc-options-test" in names
+    plain.close()
+    tuned.close()
+
+
+def test_callable_key_prefix(redis_server: RedisServer, client: redis.Redis) -> None:
+    tenant = ["t1"]
+    cache = RedisCache(port=redis_server.port, key_prefix=lambda: f"{tenant[0]}:")
+    cache.set("k", "one")
+    tenant[0] = "t2"
+    assert cache.get("k") is None
+    cache.set("k", "two")
+    assert client.exists("t1:k", "t2:k") == 2
+    cache.clear()
+    tenant[0] = "t1"
+    cache.clear()
+    assert client.exists("t1:k", "t2:k") == 0
+    cache.close()
+
+
+@pytest.mark.parametrize(
+    ("cls", "settings", "named"),
+    [
+        (RedisSentinelCache, {}, "CACHE_REDIS_SENTINELS"),
+        (
+            RedisSentinelCache,
+            {"CACHE_REDIS_SENTINELS": ["nohost"]},
+            "CACHE_REDIS_SENTINELS",
+        ),
+        (
+            RedisSentinelCache,
+            {"CACHE_REDIS_SENTINELS": ["h:1"], "CACHE_REDIS_SENTINEL_MASTER": 3},
+            "CACHE_REDIS_SENTINEL_MASTER",
+        ),
+        (RedisClusterCache, {}, "CACHE_REDIS_CLUSTER"),
+        (RedisClusterCache, {"CACHE_REDIS_CLUSTER": "h:1,h:x"}, "CACHE_REDIS_CLUSTER"),
+        (RedisCache, {"CACHE_REDIS_PORT": "sixty"}, "CACHE_REDIS_PORT"),
+        (RedisCache, {"CACHE_REDIS_DB": -1}, "CACHE_REDIS_DB"),
+        (RedisCache, {"CACHE_REDIS_URL": "http://x"}, "CACHE_REDIS_URL"),
+    ],
+)
+def test_invalid_settings_name_the_setting(
+    cls: type[RedisCache], settings: dict[str, t.Any], named: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        cls.factory(None, config(**settings), [], {})  # type: ignore[arg-type]
+
+
+def test_decode_responses_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        RedisCache.factory(None, config(), [], {"decode_responses": True})  # type: ignore[arg-type]
+
+
+def test_missing_redis_package_says_pip_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)
+    with pytest.raises(ConfigurationError, match="pip install redis"):
+        RedisCache()
+
+
+def test_sentinel_settings(redis_sentinel: SentinelGroup, prefix: str) -> None:
+    as_strings = [f"{h}:{p}" for h, p in redis_sentinel.sentinels]
+    settings = config(
+        CACHE_REDIS_SENTINELS=as_strings,
+        CACHE_REDIS_SENTINEL_MASTER="mymaster",
+        CACHE_REDIS_DB=2,
+        CACHE_KEY_PREFIX=prefix,
+    )
+    options = {"sentinel_kwargs": {"socket_timeout": 0.3}}
+    cache = RedisSentinelCache.factory(None, settings, [], options)  # type: ignore[arg-type]
+    cache.set("k", "v")
+    with redis_sentinel.master.client(db=2) as inspect:
+        assert inspect.exists(prefix + "k")
+    assert cache._sentinel.sentinels[0].connection_pool.connection_kwargs[
+        "socket_timeout"
+    ] == pytest.approx(0.3)
+    cache.clear()
+    cache.close()
+
+
+# --- round trips, counted on the server ------------------------------------------
+
+
+def test_bulk_calls_are_one_round_trip_each(
+    cache: RedisCache, client: redis.Redis, sends: list[bytes]
+) -> None:
+    keys = [f"k{i}" for i in range(10)]
+    cache.has("warm-up")  # the connection handshake is not part of what we count
+    client.config_resetstat()
+    sends.clear()
+
+    assert len(cache.set_many({k: {"v": k} for k in keys}, timeout=60)) == 10
+    assert len(sends) == 1
+    assert cache.get_many(*keys) == [{"v": k} for k in keys]
+    assert len(sends) == 2
+    assert cache.delete_many(*keys[:5]) == keys[:5]
+    assert len(sends) == 3
+    assert cache.add("new", 1, timeout=60) is True
+    assert cache.set("plain", 1, timeout=60) is True
+    assert len(sends) == 5
+
+    calls = command_calls(client)
+    assert calls.get("mget") == 1
+    assert calls.get("set") == 12
+    assert calls.get("unlink") == 1
+    for never in ("get", "expire", "setnx", "setex", "del", "multi", "exec"):
+        assert never not in calls, calls
+    assert 55 <= client.ttl(cache.key_prefix + "new") <= 60  # type: ignore[operator]
+    assert 55 <= client.ttl(cache.key_prefix + "k7") <= 60  # type: ignore[operator]
+
+
+def test_timeout_zero_sets_no_ttl(cache: RedisCache, client: redis.Redis) -> None:
+    cache.set("forever", 1, timeout=0)
+    cache.add("forever-add", 1, timeout=0)
+    assert client.ttl(cache.key_prefix + "forever") == -1  # type: ignore[operator]
+    assert client.ttl(cache.key_prefix + "forever-add") == -1  # type: ignore[operator]
+
+
+def test_ints_are_stored_as_digits(cache: RedisCache, client: redis.Redis) -> None:
+    cache.set("n", 41)
+    assert client.get(cache.key_prefix + "n") == b"41"  # type: ignore[operator]
+    assert client.incrby(cache.key_prefix + "n", 1) == 42  # type: ignore[operator]
+    assert cache.get("n") == 42
+
+
+def test_unreadable_values_are_misses(cache: RedisCache, client: redis.Redis) -> None:
+    p = cache.key_prefix
+    client.mset({f"{p}a": b"\x80\x05garbage", f"{p}b": b"12abc", f"{p}c": b"!junk"})  # type: ignore[operator]
+    client.set(f"{p}d", b"plain text")  # type: ignore[operator]
+    assert cache.get("a") is None
+    assert cache.get_many("a", "b", "c", "d") == [None, None, None, None]
+
+
+def test_serializer_is_swappable(cache: RedisCache, client: redis.Redis) -> None:
+    class Upper:
+        def dumps(self, value: t.Any) -> bytes:
+            return b"U" + str(value).upper().encode()
+
+        def loads(self, data: bytes) -> t.Any:
+            if not data.startswith(b"U"):
+                raise ValueError("not ours")
+            return data[1:].decode()
+
+    cache.serializer = Upper()
+    cache.set_many({"s": "hello", "n": 7})
+    cache.add("a", "added")
+    assert client.get(cache.key_prefix + "s") == b"UHELLO"  # type: ignore[operator]
+    assert client.get(cache.key_prefix + "n") == b"7"  # type: ignore[operator]
+    assert cache.get_many("s", "n", "a") == ["HELLO", 7, "ADDED"]
+
+
+# --- clear -----------------------------------------------------------------------
+
+
+def test_clear_with_prefix_scans_in_batches(
+    cache: RedisCache, client: redis.Redis
+) -> None:
+    count = CLEAR_BATCH_SIZE * 2 + 500
+    cache.set_many({f"k{i}": i for i in range(count)})
+    client.set("bystander", b"stays")
+    globby = RedisCache(
+        port=client.connection_pool.connection_kwargs["port"], key_prefix="g*[x]?"
+    )
+    globby.set("k", 1)
+    client.set("g-other", b"stays")
+    client.config_resetstat()
+
+    assert cache.clear() is True
+    assert globby.clear() is True
+
+    calls = command_calls(client)
+    assert calls.get("scan", 0) > 1
+    assert calls.get("unlink") == 3 + 1
+    for never in ("keys", "flushdb", "flushall"):
+        assert never not in calls
+    assert client.exists("bystander", "g-other") == 2
+    assert not list(client.scan_iter(match=cache.key_prefix + "*"))  # type: ignore[operator]
+    assert globby.get("k") is None
+    client.delete("bystander", "g-other")
+    globby.close()
+
+
+def test_clear_without_prefix_flushes_the_db(throwaway_redis: RedisServer) -> None:
+    cache = RedisCache(port=throwaway_redis.port, key_prefix="")
+    cache.set("a", 1)
+    with throwaway_redis.client() as inspect:
+        inspect.set("foreign", b"x")
+        assert cache.clear() is True
+        assert inspect.dbsize() == 0
+        assert command_calls(inspect).get("flushdb") == 1
+    cache.close()
+
+
+# --- Sentinel --------------------------------------------------------------------
+
+
+def test_sentinel_reads_from_replica_when_asked(
+    redis_sentinel: SentinelGroup, prefix: str
+) -> None:
+    cache = RedisSentinelCache(
+        redis_sentinel.sentinels, key_prefix=prefix, read_from_replicas=True
+    )
+    cache.set("k", "v")
+    with redis_sentinel.master.client() as master:
+        master.wait(1, 2000)
+    with redis_sentinel.replica.client() as replica:
+        replica.config_resetstat()
+        assert cache.get("k") == "v"
+        assert command_calls(replica).get("get") == 1
+    cache.clear()
+    cache.close()
+
+
+@pytest.mark.slow
+def test_sentinel_failover_keeps_the_cache_working(
+    redis_sentinel_failover: SentinelGroup,
+) -> None:
+    group = redis_sentinel_failover
+    cache = RedisSentinelCache(group.sentinels, key_prefix="fo:")
+    cache.set("before", "kept")
+    with group.master.client() as master:
+        assert master.wait(1, 2000) == 1  # replicated before the crash
+    old_port = group.master_port()
+
+    group.master.kill()  # SIGKILL by PID
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError):
+        cache.get("before")  # old master still announced: refused, at once
+    assert time.monotonic() - started < 0.5
+
+    new_port = group.wait_for_failover(old_port, timeout=20)
+    assert new_port == group.replica.port
+    assert cache.set("after", "written") is True  # no retry needed
+    assert cache.get_many("before", "after") == ["kept", "written"]
+    cache.close()
+
+
+# --- Cluster ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def cluster_cache(
+    redis_cluster: ClusterGroup, prefix: str
+) -> Iterator[RedisClusterCache]:
+    cache = RedisClusterCache(redis_cluster.startup, key_prefix=prefix)
+    yield cache
+    cache.clear()
+    cache.close()
+
+
+def test_cluster_spreads_keys_and_clears_every_master(
+    redis_cluster: ClusterGroup, cluster_cache: RedisClusterCache
+) -> None:
+    cluster_cache.set_many({f"k{i}": i for i in range(60)})
+    outsider = RedisClusterCache(redis_cluster.startup, key_prefix="outsider:")
+    outsider.set_many({f"k{i}": i for i in range(60)})
+    pattern = cluster_cache.key_prefix + "*"
+    for node in redis_cluster.nodes:
+        with node.client() as inspect:
+            assert list(inspect.scan_iter(match=pattern)), f"no keys on {node.port}"  # type: ignore[operator]
+
+    assert cluster_cache.get_many(*(f"k{i}" for i in range(60))) == list(range(60))
+    cluster_cache.clear()
+
+    for node in redis_cluster.nodes:
+        with node.client() as inspect:
+            assert not list(inspect.scan_iter(match=pattern))  # type: ignore[operator]
+            assert list(inspect.scan_iter(match="outsider:*"))  # type: ignore[operator]
+    assert outsider.get_many(*(f"k{i}" for i in range(60))) == list(range(60))
+    outsider.clear()
+    outsider.close()
+
+
+def test_cluster_hash_tag_get_many_is_one_command(
+    cluster_cache: RedisClusterCache, sends: list[bytes]
+) -> None:
+    client = cluster_cache._write_client
+    keys = [f"{{user:42}}:field{i}" for i in range(10)]
+    cluster_cache.set_many({k: k.upper() for k in keys})
+    cluster_cache.has(keys[0])  # warm the connection to that node
+    client.config_resetstat(target_nodes=client.PRIMARIES)
+    sends.clear()
+
+    assert cluster_cache.get_many(*keys) == [k.upper() for k in keys]
+
+    assert len(sends) == 1
+    per_node = client.info("commandstats", target_nodes=client.PRIMARIES)
+    mgets = [s.get("cmdstat_mget", {}).get("calls", 0) for s in per_node.values()]
+    assert sorted(mgets) == [0, 0, 1]
+    assert "get" not in command_calls(client, target_nodes=client.PRIMARIES)
+
+
+# --- fast failure ----------------------------------------------------------------
+
+
+def test_nothing_listening_fails_within_100ms() -> None:
+    cache = RedisCache(port=free_port())
+    for call in (lambda: cache.get("k"), lambda: cache.set("k", 1)):
+        started = time.monotonic()
+        with pytest.raises(redis.ConnectionError):
+            call()
+        assert time.monotonic() - started < 0.1
+
+
+def test_a_failed_call_is_not_retried() -> None:
+    """A server that hangs up at once is connected to exactly once per call."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.02)
+    accepted: list[int] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            accepted.append(1)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    cache = RedisCache(port=listener.getsockname()[1])
+    try:
+        started = time.monotonic()
+        with pytest.raises(redis.ConnectionError):
+            cache.get("k")
+        assert time.monotonic() - started < 0.1
+        time.sleep(0.05)
+        assert len(accepted) == 1
+    finally:
+        done.set()
+        thread.join(timeout=2)
+        listener.close()
+        cache.close()
+
+
+def test_unreachable_sentinel_and_cluster_fail_fast() -> None:
+    sentinel = RedisSentinelCache([("127.0.0.1", free_port())])
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError):  # MasterNotFoundError is one
+        sentinel.get("k")
+    assert time.monotonic() - started < 0.1
+    started = time.monotonic()
+    with pytest.raises(redis.exceptions.RedisClusterException):
+        RedisClusterCache(f"127.0.0.1:{free_port()}")
+    assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.slow
+def test_stalled_server_times_out_then_recovers(throwaway_redis: RedisServer) -> None:
+    cache = RedisCache(port=throwaway_redis.port)
+    cache.set("k", "v")
+    throwaway_redis.stop()  # SIGSTOP: connected, but nothing answers
+    try:
+        started = time.monotonic()
+        with pytest.raises(redis.TimeoutError):
+            cache.get("k")
+        assert time.monotonic() - started < DEFAULT_SOCKET_TIMEOUT + 0.3
+    finally:
+        throwaway_redis.cont()
+    assert cache.get("k") == "v"
+    throwaway_redis.restart()  # pooled connections are now dead
+    assert cache.get("k") is None  # no error: a stale connection is replaced
+    cache.close()
