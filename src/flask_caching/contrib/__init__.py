@@ -1,0 +1,1 @@
+"""Backends that need a special runtime: :mod:`.uwsgicache` works only inside uWSGI."""
