@@ -88,7 +88,7 @@ def sends(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 
     def spy(self: t.Any, command: t.Any, check_health: bool = True) -> None:
         sent.append(command)
-        original(self, command, check_health)
+        original(self, command, check_health)  # type: ignore[no-untyped-call]
 
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", spy)
     return sent
@@ -315,28 +315,28 @@ def test_bulk_calls_are_one_round_trip_each(
     assert calls.get("unlink") == 1
     for never in ("get", "expire", "setnx", "setex", "del", "multi", "exec"):
         assert never not in calls, calls
-    assert 55 <= client.ttl(cache.key_prefix + "new") <= 60  # type: ignore[operator]
-    assert 55 <= client.ttl(cache.key_prefix + "k7") <= 60  # type: ignore[operator]
+    assert 55 <= client.ttl(str(cache.key_prefix) + "new") <= 60
+    assert 55 <= client.ttl(str(cache.key_prefix) + "k7") <= 60
 
 
 def test_timeout_zero_sets_no_ttl(cache: RedisCache, client: redis.Redis) -> None:
     cache.set("forever", 1, timeout=0)
     cache.add("forever-add", 1, timeout=0)
-    assert client.ttl(cache.key_prefix + "forever") == -1  # type: ignore[operator]
-    assert client.ttl(cache.key_prefix + "forever-add") == -1  # type: ignore[operator]
+    assert client.ttl(str(cache.key_prefix) + "forever") == -1
+    assert client.ttl(str(cache.key_prefix) + "forever-add") == -1
 
 
 def test_ints_are_stored_as_digits(cache: RedisCache, client: redis.Redis) -> None:
     cache.set("n", 41)
-    assert client.get(cache.key_prefix + "n") == b"41"  # type: ignore[operator]
-    assert client.incrby(cache.key_prefix + "n", 1) == 42  # type: ignore[operator]
+    assert client.get(str(cache.key_prefix) + "n") == b"41"
+    assert client.incrby(str(cache.key_prefix) + "n", 1) == 42
     assert cache.get("n") == 42
 
 
 def test_unreadable_values_are_misses(cache: RedisCache, client: redis.Redis) -> None:
-    p = cache.key_prefix
-    client.mset({f"{p}a": b"\x80\x05garbage", f"{p}b": b"12abc", f"{p}c": b"!junk"})  # type: ignore[operator]
-    client.set(f"{p}d", b"plain text")  # type: ignore[operator]
+    p = str(cache.key_prefix)
+    client.mset({f"{p}a": b"\x80\x05garbage", f"{p}b": b"12abc", f"{p}c": b"!junk"})
+    client.set(f"{p}d", b"plain text")
     assert cache.get("a") is None
     assert cache.get_many("a", "b", "c", "d") == [None, None, None, None]
 
@@ -354,8 +354,8 @@ def test_serializer_is_swappable(cache: RedisCache, client: redis.Redis) -> None
     cache.serializer = Upper()
     cache.set_many({"s": "hello", "n": 7})
     cache.add("a", "added")
-    assert client.get(cache.key_prefix + "s") == b"UHELLO"  # type: ignore[operator]
-    assert client.get(cache.key_prefix + "n") == b"7"  # type: ignore[operator]
+    assert client.get(str(cache.key_prefix) + "s") == b"UHELLO"
+    assert client.get(str(cache.key_prefix) + "n") == b"7"
     assert cache.get_many("s", "n", "a") == ["HELLO", 7, "ADDED"]
 
 
@@ -384,7 +384,7 @@ def test_clear_with_prefix_scans_in_batches(
     for never in ("keys", "flushdb", "flushall"):
         assert never not in calls
     assert client.exists("bystander", "g-other") == 2
-    assert not list(client.scan_iter(match=cache.key_prefix + "*"))  # type: ignore[operator]
+    assert not list(client.scan_iter(match=str(cache.key_prefix) + "*"))
     assert globby.get("k") is None
     client.delete("bystander", "g-other")
     globby.close()
@@ -464,18 +464,18 @@ def test_cluster_spreads_keys_and_clears_every_master(
     cluster_cache.set_many({f"k{i}": i for i in range(60)})
     outsider = RedisClusterCache(redis_cluster.startup, key_prefix="outsider:")
     outsider.set_many({f"k{i}": i for i in range(60)})
-    pattern = cluster_cache.key_prefix + "*"
+    pattern = str(cluster_cache.key_prefix) + "*"
     for node in redis_cluster.nodes:
         with node.client() as inspect:
-            assert list(inspect.scan_iter(match=pattern)), f"no keys on {node.port}"  # type: ignore[operator]
+            assert list(inspect.scan_iter(match=pattern)), f"no keys on {node.port}"
 
     assert cluster_cache.get_many(*(f"k{i}" for i in range(60))) == list(range(60))
     cluster_cache.clear()
 
     for node in redis_cluster.nodes:
         with node.client() as inspect:
-            assert not list(inspect.scan_iter(match=pattern))  # type: ignore[operator]
-            assert list(inspect.scan_iter(match="outsider:*"))  # type: ignore[operator]
+            assert not list(inspect.scan_iter(match=pattern))
+            assert list(inspect.scan_iter(match="outsider:*"))
     assert outsider.get_many(*(f"k{i}" for i in range(60))) == list(range(60))
     outsider.clear()
     outsider.close()

@@ -28,11 +28,18 @@ import pickle
 import typing as t
 
 from ..exceptions import ConfigurationError
+from ._redis_clients import (
+    DEFAULT_SOCKET_CONNECT_TIMEOUT,
+    DEFAULT_SOCKET_TIMEOUT,
+    addresses,
+    client_from_url,
+    client_options,
+    import_redis,
+    int_setting,
+)
 from .base import BaseCache, Timeout
 
 if t.TYPE_CHECKING:
-    from types import ModuleType
-
     from flask import Flask
     from typing_extensions import Self
 
@@ -46,19 +53,11 @@ __all__ = [
 
 logger = logging.getLogger("flask_caching")
 
-#: Seconds to open a TCP connection. On a LAN it takes well under a millisecond; this
-#: only bites when the host is unreachable (packets dropped), where the OS default
-#: would hang for minutes.
-DEFAULT_SOCKET_CONNECT_TIMEOUT = 0.25
-#: Seconds to wait for a reply. Generous for multi-megabyte values on a LAN, short
-#: enough that a stalled server costs each request half a second, not a page timeout.
-DEFAULT_SOCKET_TIMEOUT = 0.5
 #: Keys per SCAN page and per UNLINK in :meth:`RedisCache.clear`.
 CLEAR_BATCH_SIZE = 1000
 
 _DIGIT_START = frozenset(b"-0123456789")
 _GLOB_SPECIALS = "\\*?[]"
-_URL_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
 class _Serializer(t.Protocol):
@@ -82,89 +81,6 @@ class _PickleSerializer:
         if data[:1] == b"!":
             data = data[1:]
         return pickle.loads(data)
-
-
-def _redis() -> ModuleType:
-    """Import redis-py, or explain how to install it."""
-    try:
-        import redis
-    except ImportError as exc:
-        raise ConfigurationError(
-            "The Redis backends need the redis package: pip install redis"
-            " (or pip install 'Flask-Caching[redis]')."
-        ) from exc
-    return redis
-
-
-def _client_options(options: t.Mapping[str, t.Any], setting: str) -> dict[str, t.Any]:
-    """Add the fail-fast defaults to redis client kwargs the user did not set."""
-    redis = _redis()
-    opts = dict(options)
-    if opts.get("decode_responses"):
-        raise ConfigurationError(
-            f"{setting}: decode_responses=True is not supported, values are bytes."
-        )
-    opts.setdefault("socket_connect_timeout", DEFAULT_SOCKET_CONNECT_TIMEOUT)
-    opts.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
-    opts.setdefault("retry", redis.retry.Retry(redis.backoff.NoBackoff(), 0))
-    opts.setdefault("retry_on_error", [])
-    return opts
-
-
-def _int_setting(value: t.Any, setting: str, default: int) -> int:
-    """Read an integer setting that may also arrive as a string of digits."""
-    if value is None:
-        return default
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError(f"{setting} must be an integer >= 0, got {value!r}")
-    return value
-
-
-def _address(entry: t.Any, setting: str) -> tuple[str, int]:
-    """Turn ``"host:port"`` or ``(host, port)`` into a ``(host, port)`` tuple."""
-    if isinstance(entry, str):
-        host, sep, port = entry.strip().rpartition(":")
-        if sep and host and port.isdigit():
-            return host.strip("[]"), int(port)
-    elif isinstance(entry, (tuple, list)) and len(entry) == 2:
-        host, port = entry
-        if isinstance(host, str) and host:
-            return host, _int_setting(port, setting, 0)
-    raise ConfigurationError(
-        f"{setting}: {entry!r} is not an address; use 'host:port' or (host, port)."
-    )
-
-
-def _addresses(value: t.Any, setting: str) -> list[tuple[str, int]]:
-    """Parse a list of addresses, or one comma-separated string of them."""
-    if isinstance(value, str):
-        value = [part for part in value.split(",") if part.strip()]
-    if not value or not isinstance(value, (list, tuple)):
-        raise ConfigurationError(
-            f"{setting} is required: give the server addresses as 'host:port' strings"
-            " or (host, port) tuples."
-        )
-    return [_address(entry, setting) for entry in value]
-
-
-def _client_from_url(
-    url: t.Any, db: t.Any, password: str | None, options: t.Mapping[str, t.Any]
-) -> t.Any:
-    """A client for CACHE_REDIS_URL in which the DB and password settings win."""
-    if not isinstance(url, str) or url.partition("://")[0] not in _URL_SCHEMES:
-        raise ConfigurationError(
-            f"CACHE_REDIS_URL must start with redis://, rediss:// or unix://, got {url!r}"
-        )
-    client = _redis().from_url(url, **_client_options(options, "CACHE_OPTIONS"))
-    # redis-py lets the URL win over keyword arguments; the settings should win.
-    pool_kwargs = client.connection_pool.connection_kwargs
-    if db is not None:
-        pool_kwargs["db"] = _int_setting(db, "CACHE_REDIS_DB", 0)
-    if password and not pool_kwargs.get("password"):
-        pool_kwargs["password"] = password
-    return client
 
 
 class RedisCache(BaseCache):
@@ -205,14 +121,14 @@ class RedisCache(BaseCache):
     ) -> None:
         owned = bool(url) or host is None or isinstance(host, str)
         if url:
-            client = _client_from_url(url, db, password, kwargs)
+            client = client_from_url(url, db, password, kwargs)
         elif owned:
-            client = _redis().Redis(
+            client = import_redis().Redis(
                 host=host or "localhost",
-                port=_int_setting(port, "CACHE_REDIS_PORT", 6379),
+                port=int_setting(port, "CACHE_REDIS_PORT", 6379),
                 password=password,
-                db=_int_setting(db, "CACHE_REDIS_DB", 0),
-                **_client_options(kwargs, "CACHE_OPTIONS"),
+                db=int_setting(db, "CACHE_REDIS_DB", 0),
+                **client_options(kwargs, "CACHE_OPTIONS"),
             )
         else:
             client = host
@@ -408,25 +324,31 @@ class RedisSentinelCache(RedisCache):
         read_from_replicas: bool = False,
         **kwargs: t.Any,
     ) -> None:
-        addresses = _addresses(sentinels, "CACHE_REDIS_SENTINELS")
+        sentinel_addresses = addresses(sentinels, "CACHE_REDIS_SENTINELS")
         master = "mymaster" if master is None else master
         if not master or not isinstance(master, str):
             raise ConfigurationError(
                 "CACHE_REDIS_SENTINEL_MASTER must name the master the sentinels"
                 f" monitor, got {master!r}"
             )
-        redis = _redis()
+        redis = import_redis()
         sentinel = redis.sentinel.Sentinel(
-            addresses,
-            sentinel_kwargs=_client_options(sentinel_kwargs or {}, "sentinel_kwargs"),
+            sentinel_addresses,
+            sentinel_kwargs=client_options(sentinel_kwargs or {}, "sentinel_kwargs"),
             password=password,
-            db=_int_setting(db, "CACHE_REDIS_DB", 0),
-            **_client_options(kwargs, "CACHE_OPTIONS"),
+            db=int_setting(db, "CACHE_REDIS_DB", 0),
+            **client_options(kwargs, "CACHE_OPTIONS"),
         )
         writer = sentinel.master_for(master)
         reader = sentinel.slave_for(master) if read_from_replicas else writer
         self._sentinel = sentinel
         self._attach(writer, reader, default_timeout, key_prefix, owned=True)
+
+    def close(self) -> None:
+        """Disconnect from the master, replicas and the sentinels."""
+        super().close()
+        for client in self._sentinel.sentinels:
+            client.close()
 
 
 class RedisClusterCache(RedisCache):
@@ -454,9 +376,9 @@ class RedisClusterCache(RedisCache):
         key_prefix: str | t.Callable[[], str] | None = None,
         **kwargs: t.Any,
     ) -> None:
-        nodes = _addresses(cluster, "CACHE_REDIS_CLUSTER")
-        cluster_mod = _redis().cluster
-        options = _client_options(kwargs, "CACHE_OPTIONS")
+        nodes = addresses(cluster, "CACHE_REDIS_CLUSTER")
+        cluster_mod = import_redis().cluster
+        options = client_options(kwargs, "CACHE_OPTIONS")
         options.pop("retry_on_error")  # not a cluster option; retry covers it
         client = cluster_mod.RedisCluster(
             startup_nodes=[cluster_mod.ClusterNode(h, p) for h, p in nodes],
