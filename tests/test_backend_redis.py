@@ -26,7 +26,7 @@ from flask_caching.backends.rediscache import (
     RedisClusterCache,
     RedisSentinelCache,
 )
-from flask_caching.exceptions import ConfigurationError
+from flask_caching.exceptions import BackendError, ConfigurationError
 
 pytestmark = pytest.mark.redis
 
@@ -333,6 +333,13 @@ def test_ints_are_stored_as_digits(cache: RedisCache, client: redis.Redis) -> No
     assert cache.get("n") == 42
 
 
+def test_a_refused_command_is_a_backend_error(cache: RedisCache) -> None:
+    cache.set("text", "not a number")
+    with pytest.raises(BackendError, match=r"RedisCache\.inc\(\) failed") as err:
+        cache.inc("text")
+    assert isinstance(err.value.__cause__, redis.ResponseError)
+
+
 def test_unreadable_values_are_misses(cache: RedisCache, client: redis.Redis) -> None:
     p = str(cache.key_prefix)
     client.mset({f"{p}a": b"\x80\x05garbage", f"{p}b": b"12abc", f"{p}c": b"!junk"})
@@ -434,8 +441,9 @@ def test_sentinel_failover_keeps_the_cache_working(
 
     group.master.kill()  # SIGKILL by PID
     started = time.monotonic()
-    with pytest.raises(redis.ConnectionError):
+    with pytest.raises(BackendError) as failed:
         cache.get("before")  # old master still announced: refused, at once
+    assert isinstance(failed.value.__cause__, redis.ConnectionError)
     assert time.monotonic() - started < 0.5
 
     new_port = group.wait_for_failover(old_port, timeout=20)
@@ -507,9 +515,12 @@ def test_nothing_listening_fails_within_100ms() -> None:
     cache = RedisCache(port=free_port())
     for call in (lambda: cache.get("k"), lambda: cache.set("k", 1)):
         started = time.monotonic()
-        with pytest.raises(redis.ConnectionError):
+        with pytest.raises(
+            BackendError, match=r"RedisCache\.(get|set)\(\) failed"
+        ) as err:
             call()
         assert time.monotonic() - started < 0.1
+        assert isinstance(err.value.__cause__, redis.ConnectionError)
 
 
 def test_a_failed_call_is_not_retried() -> None:
@@ -533,7 +544,7 @@ def test_a_failed_call_is_not_retried() -> None:
     cache = RedisCache(port=listener.getsockname()[1])
     try:
         started = time.monotonic()
-        with pytest.raises(redis.ConnectionError):
+        with pytest.raises(BackendError):
             cache.get("k")
         assert time.monotonic() - started < 0.1
         time.sleep(0.05)
@@ -548,11 +559,12 @@ def test_a_failed_call_is_not_retried() -> None:
 def test_unreachable_sentinel_and_cluster_fail_fast() -> None:
     sentinel = RedisSentinelCache([("127.0.0.1", free_port())])
     started = time.monotonic()
-    with pytest.raises(redis.ConnectionError):  # MasterNotFoundError is one
+    with pytest.raises(BackendError) as err:
         sentinel.get("k")
+    assert isinstance(err.value.__cause__, redis.sentinel.MasterNotFoundError)
     assert time.monotonic() - started < 0.1
     started = time.monotonic()
-    with pytest.raises(redis.exceptions.RedisClusterException):
+    with pytest.raises(BackendError, match="CACHE_REDIS_CLUSTER"):
         RedisClusterCache(f"127.0.0.1:{free_port()}")
     assert time.monotonic() - started < 0.5
 
@@ -564,8 +576,9 @@ def test_stalled_server_times_out_then_recovers(throwaway_redis: RedisServer) ->
     throwaway_redis.stop()  # SIGSTOP: connected, but nothing answers
     try:
         started = time.monotonic()
-        with pytest.raises(redis.TimeoutError):
+        with pytest.raises(BackendError) as err:
             cache.get("k")
+        assert isinstance(err.value.__cause__, redis.TimeoutError)
         assert time.monotonic() - started < DEFAULT_SOCKET_TIMEOUT + 0.3
     finally:
         throwaway_redis.cont()

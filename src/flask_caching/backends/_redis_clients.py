@@ -1,14 +1,16 @@
-"""Building redis-py clients from CACHE_* settings, with fail-fast defaults.
+"""Building redis-py clients from CACHE_* settings, and translating their errors.
 
 Kept apart from ``rediscache.py`` so that module reads as the cache protocol only.
-Every error names the setting it is about.
+Every configuration error names the setting it is about; every driver error becomes
+a :class:`~flask_caching.exceptions.BackendError`.
 """
 
 from __future__ import annotations
 
+import functools
 import typing as t
 
-from ..exceptions import ConfigurationError
+from ..exceptions import BackendError, ConfigurationError
 
 if t.TYPE_CHECKING:
     from types import ModuleType
@@ -21,6 +23,38 @@ DEFAULT_SOCKET_CONNECT_TIMEOUT = 0.25
 #: enough that a stalled server costs each request half a second, not a page timeout.
 DEFAULT_SOCKET_TIMEOUT = 0.5
 _URL_SCHEMES = frozenset({"redis", "rediss", "unix"})
+
+
+class _HasDriverErrors(t.Protocol):
+    _driver_errors: tuple[type[Exception], ...]
+
+
+_P = t.ParamSpec("_P")
+_R = t.TypeVar("_R")
+_C = t.TypeVar("_C", bound="_HasDriverErrors")
+
+
+def translated(
+    method: t.Callable[t.Concatenate[_C, _P], _R],
+) -> t.Callable[t.Concatenate[_C, _P], _R]:
+    """Raise the driver's errors from *method* as BackendError, the original chained."""
+
+    @functools.wraps(method)
+    def wrapper(self: _C, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except self._driver_errors as exc:
+            name = f"{type(self).__name__}.{method.__name__}()"
+            raise BackendError(f"{name} failed: {exc}") from exc
+
+    return wrapper
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """The redis-py exceptions that mean the server failed or refused a command."""
+    errors = import_redis().exceptions
+    # RedisClusterException is not a RedisError subclass.
+    return (errors.RedisError, errors.RedisClusterException)
 
 
 def import_redis() -> ModuleType:

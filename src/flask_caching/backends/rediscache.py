@@ -17,6 +17,9 @@ Choices that hold for all three:
   swappable). Bytes that do not load are a miss, never an error.
 - **Timeouts.** ``0`` never expires; a negative timeout means already expired, so
   ``set`` deletes the key and ``add`` stores nothing.
+- **Errors.** Driver exceptions (server down, timeout, a command refused) are raised
+  as :class:`~flask_caching.exceptions.BackendError`, the redis-py error chained as
+  its cause, as every backend does. Only unreadable stored bytes become a miss.
 - **clear()** deletes only ``key_prefix*`` keys (SCAN + UNLINK in batches) when a
   prefix is set; without a prefix it flushes the whole database (FLUSHDB ASYNC).
 """
@@ -27,15 +30,17 @@ import logging
 import pickle
 import typing as t
 
-from ..exceptions import ConfigurationError
+from ..exceptions import BackendError, ConfigurationError
 from ._redis_clients import (
     DEFAULT_SOCKET_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
     addresses,
     client_from_url,
     client_options,
+    driver_errors,
     import_redis,
     int_setting,
+    translated,
 )
 from .base import BaseCache, Timeout
 
@@ -149,6 +154,7 @@ class RedisCache(BaseCache):
         self._write_client: t.Any = write_client
         self._read_client: t.Any = read_client
         self._owns_clients = owned
+        self._driver_errors = driver_errors()
         self.key_prefix = key_prefix or ""
         self.serializer: _Serializer = _PickleSerializer()
 
@@ -199,9 +205,11 @@ class RedisCache(BaseCache):
 
     # --- the cache protocol ----------------------------------------------------
 
+    @translated
     def get(self, key: str) -> t.Any:
         return self._load(self._read_client.get(self._prefix() + key))
 
+    @translated
     def get_many(self, *keys: str) -> list[t.Any]:
         if not keys:
             return []
@@ -209,6 +217,7 @@ class RedisCache(BaseCache):
         raw = self._read_client.mget([prefix + key for key in keys])
         return [self._load(data) for data in raw]
 
+    @translated
     def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
         seconds = self._normalize_timeout(timeout)
         name = self._prefix() + key
@@ -219,6 +228,7 @@ class RedisCache(BaseCache):
             self._write_client.set(name, self._dump(value), ex=self._ex(seconds))
         )
 
+    @translated
     def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
         """Store *value* only if *key* is absent; an expired timeout adds nothing."""
         seconds = self._normalize_timeout(timeout)
@@ -228,6 +238,7 @@ class RedisCache(BaseCache):
         dump = self._dump(value)
         return bool(self._write_client.set(name, dump, ex=self._ex(seconds), nx=True))
 
+    @translated
     def set_many(
         self, mapping: t.Mapping[str, t.Any], timeout: Timeout = None
     ) -> list[t.Any]:
@@ -245,9 +256,11 @@ class RedisCache(BaseCache):
         results = pipe.execute()
         return [key for key, ok in zip(keys, results, strict=True) if ok]
 
+    @translated
     def delete(self, key: str) -> bool:
         return bool(self._write_client.unlink(self._prefix() + key))
 
+    @translated
     def delete_many(self, *keys: str) -> list[t.Any]:
         """Delete *keys* with one UNLINK; all of them are absent afterwards."""
         if not keys:
@@ -256,15 +269,19 @@ class RedisCache(BaseCache):
         self._write_client.unlink(*(prefix + key for key in keys))
         return list(keys)
 
+    @translated
     def has(self, key: str) -> bool:
         return bool(self._read_client.exists(self._prefix() + key))
 
+    @translated
     def inc(self, key: str, delta: int = 1) -> int:
         return int(self._write_client.incrby(self._prefix() + key, delta))
 
+    @translated
     def dec(self, key: str, delta: int = 1) -> int:
         return int(self._write_client.decrby(self._prefix() + key, delta))
 
+    @translated
     def clear(self) -> bool:
         """Delete this cache's keys: SCAN ``prefix*``, or FLUSHDB when unprefixed."""
         prefix = self._prefix()
@@ -380,13 +397,20 @@ class RedisClusterCache(RedisCache):
         cluster_mod = import_redis().cluster
         options = client_options(kwargs, "CACHE_OPTIONS")
         options.pop("retry_on_error")  # not a cluster option; retry covers it
-        client = cluster_mod.RedisCluster(
-            startup_nodes=[cluster_mod.ClusterNode(h, p) for h, p in nodes],
-            password=password,
-            **options,
-        )
+        try:  # RedisCluster fetches the slot map right away
+            client = cluster_mod.RedisCluster(
+                startup_nodes=[cluster_mod.ClusterNode(h, p) for h, p in nodes],
+                password=password,
+                **options,
+            )
+        except (cluster_mod.RedisClusterException, cluster_mod.RedisError) as exc:
+            raise BackendError(
+                f"RedisClusterCache could not reach the cluster at CACHE_REDIS_CLUSTER"
+                f" {cluster!r}: {exc}"
+            ) from exc
         self._attach(client, client, default_timeout, key_prefix, owned=True)
 
+    @translated
     def get_many(self, *keys: str) -> list[t.Any]:
         """One MGET when all keys share a slot, else one MGET per slot, pipelined."""
         if not keys:
