@@ -27,6 +27,7 @@ from .lookup import (
     get_or_compute,
     unless_caller,
 )
+from .privacy import Guard, PrivateMode, check_private, parse_vary
 from .runtime import Runtime
 from .signals import cache_view_hit, cache_view_miss
 
@@ -135,6 +136,9 @@ def make_cached(
     source_check: bool | None = None,
     response_hit_indication: bool = False,
     is_stale: Callable[[t.Any], bool] | None = None,
+    private: PrivateMode | None = None,
+    vary: str | Iterable[str] | None = None,
+    vary_on_session: bool = False,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Build the ``@cached`` decorator; every option is checked here, not per call."""
     timeout = check_timeout(timeout)
@@ -151,9 +155,20 @@ def make_cached(
             f"key_prefix must be a string or a callable, got {key_prefix!r}"
         )
     skip = unless_caller(unless)
+    private = check_private(private)
+    vary_on = parse_vary(vary)
 
     def decorator(f: Callable[P, R]) -> CachedFunction[P, R]:
         src_cache: dict[t.Any, str] = {}
+        guard = Guard(
+            getattr(f, "__qualname__", repr(f)),
+            lambda: get_runtime().settings.private_responses,
+            private=private,
+            vary=vary_on,
+            vary_on_session=vary_on_session,
+            custom_key=make_cache_key is not None,
+            filtered=response_filter is not None,
+        )
 
         def source_suffix(rt: Runtime, hasher: Callable[..., t.Any]) -> str:
             check = (
@@ -185,7 +200,7 @@ def make_cached(
                     key = key_prefix
                 if query_string:
                     key += "?" + query_digest(_query_pairs(query_args), hasher)
-            return key + source_suffix(rt, hasher)
+            return key + guard.key_part(hasher) + source_suffix(rt, hasher)
 
         def outcome_of(rv: t.Any) -> Outcome:
             rv, cacheable = _materialize(rv)
@@ -199,7 +214,8 @@ def make_cached(
             if response_filter is not None and not response_filter(rv):
                 return Outcome(rv, MISS)
             override = rv.timeout if isinstance(rv, CachedResponse) else None
-            return Outcome(rv, _to_payload(rv), override)
+            rv, payload = guard.admit(rv, _to_payload)  # privacy rules, 5xx
+            return Outcome(rv, payload, override)
 
         def finish(
             rt: Runtime,

@@ -22,8 +22,9 @@ from .cached import CachedFunction, make_cached
 from .exceptions import ConfigurationError
 from .jinja2ext import ENV_ATTR, CacheExtension
 from .memoize import delete_memoized, delete_memoized_verhash, make_memoize
-from .serializers import resolve_serializer
+from .privacy import PrivateMode
 from .runtime import Runtime
+from .serializers import resolve_serializer
 
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
@@ -243,8 +244,26 @@ class Cache:
         source_check: bool | None = None,
         response_hit_indication: bool = False,
         is_stale: Callable[[t.Any], bool] | None = None,
+        private: PrivateMode | None = None,
+        vary: str | t.Iterable[str] | None = None,
+        vary_on_session: bool = False,
     ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
-        """Cache a view (key from the request path) or, with ``key_prefix``, a function."""
+        """Cache a view (key from the request path) or, with ``key_prefix``, a function.
+
+        A response that may belong to one user is not stored (see
+        :mod:`flask_caching.privacy`): one that sets a cookie, reads the session,
+        answers an ``Authorization`` request, or says ``Cache-Control: private``,
+        ``no-store``, ``no-cache`` or ``Vary: *``. A 5xx response is not stored
+        unless ``response_filter`` accepts it. To cache per-user pages safely:
+
+        :param vary: request header names the key depends on, e.g.
+            ``["Accept-Language", "Cookie:lang"]`` (``Cookie:<name>`` = one cookie);
+            the response gets a ``Vary`` header for them, replayed on hits.
+        :param vary_on_session: one entry per session (keyed on its contents).
+        :param private: ``"skip"`` such responses (the default, from
+            CACHE_PRIVATE_RESPONSES) or ``"allow"`` storing them. A stored response
+            never keeps ``Set-Cookie``.
+        """
         return make_cached(
             self._runtime,
             self,
@@ -260,6 +279,9 @@ class Cache:
             source_check=source_check,
             response_hit_indication=response_hit_indication,
             is_stale=is_stale,
+            private=private,
+            vary=vary,
+            vary_on_session=vary_on_session,
         )
 
     def memoize(

@@ -47,7 +47,12 @@ TABLE: dict[str, tuple[t.Any, tuple[type, ...] | None]] = {
     "CACHE_SERIALIZER": (None, None),
     "CACHE_SERIALIZER_ALGORITHM": ("sha256", (str,)),
     "CACHE_SECRET_KEY": (None, (str, bytes, list, tuple)),
+    "CACHE_PRIVATE_RESPONSES": ("skip", (str,)),
 }
+
+#: CACHE_PRIVATE_RESPONSES / ``@cached(private=...)``: what to do with a response
+#: that may belong to one user ("skip": do not store it; "allow": store it)
+PRIVATE_MODES = ("skip", "allow")
 
 #: a type check that should not accept bools where numbers are expected
 _NO_BOOL = {"CACHE_DEFAULT_TIMEOUT", "CACHE_THRESHOLD", "CACHE_REDIS_PORT"}
@@ -84,6 +89,7 @@ class Settings:
     source_check: bool
     hash_method: HashMethod
     enable_signals: bool
+    private_responses: str = "skip"
 
     def __getitem__(self, name: str) -> t.Any:
         return self.raw[name]
@@ -136,6 +142,12 @@ def validate(raw: Mapping[str, t.Any]) -> None:
         )
     if raw["CACHE_THRESHOLD"] < 0:
         raise ConfigurationError("CACHE_THRESHOLD must be >= 0")
+    if raw["CACHE_PRIVATE_RESPONSES"] not in PRIVATE_MODES:
+        raise ConfigurationError(
+            "CACHE_PRIVATE_RESPONSES must be 'skip' (do not store responses that "
+            "may belong to one user) or 'allow', "
+            f"got {raw['CACHE_PRIVATE_RESPONSES']!r}"
+        )
 
 
 def resolve_hash_method(value: t.Any, setting: str = "CACHE_HASH_METHOD") -> HashMethod:
@@ -189,6 +201,7 @@ def build(
         source_check=raw["CACHE_SOURCE_CHECK"],
         hash_method=resolve_hash_method(raw["CACHE_HASH_METHOD"]),
         enable_signals=raw["CACHE_ENABLE_SIGNALS"],
+        private_responses=raw["CACHE_PRIVATE_RESPONSES"],
     )
 
 
