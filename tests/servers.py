@@ -10,6 +10,8 @@ hook; temp dirs go with them. A missing binary skips the tests that need it, exc
 from __future__ import annotations
 
 import atexit
+import ctypes
+import ctypes.util
 import os
 import shutil
 import signal
@@ -31,6 +33,23 @@ HOST = "127.0.0.1"
 READY_TIMEOUT = 15.0
 
 _live: dict[int, ServerProcess] = {}
+
+_PR_SET_PDEATHSIG = 1
+_libc = (
+    ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if os.name == "posix"
+    else None
+)
+
+
+def _detach_and_die_with_parent() -> None:
+    """In the child: own process group, and SIGKILL when pytest dies (Linux only).
+
+    The ``atexit`` hook cannot run if pytest itself is SIGKILLed; this covers it.
+    """
+    os.setsid()
+    if _libc is not None and hasattr(_libc, "prctl"):
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def in_ci() -> bool:
@@ -111,7 +130,7 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                preexec_fn=_detach_and_die_with_parent,
             )
         _live[id(self)] = self
         self.wait_ready()
