@@ -45,9 +45,13 @@ class PylibmcDriver:
         self._mod = module
         self.raw = raw
         self.errors: tuple[type[BaseException], ...] = (module.Error,)
+        #: why authentication last failed: libmemcached then marks the server down
+        #: and later errors only say "SERVER HAS FAILED"
+        self._auth_failure: str | None = None
 
     def get(self, key: str) -> bytes | None:
-        return t.cast("bytes | None", self.raw.get(key))
+        # pylibmc's get() turns a read timeout into None; get_multi() raises it
+        return self.get_multi([key]).get(key)
 
     def get_multi(self, keys: list[str]) -> dict[str, bytes]:
         return t.cast("dict[str, bytes]", self.raw.get_multi(keys))
@@ -96,6 +100,10 @@ class PylibmcDriver:
     def explain(self, exc: BaseException) -> str:
         text = str(exc)
         if "AUTHENTICATION FAILURE" in text:
+            self._auth_failure = text
+        if self._auth_failure and isinstance(exc, self._mod.ServerDown):
+            text = f"{text}, after {self._auth_failure}"
+        if self._auth_failure:
             return (
                 f"memcached SASL authentication failed ({text}): check "
                 "CACHE_MEMCACHED_USERNAME and CACHE_MEMCACHED_PASSWORD"

@@ -14,7 +14,9 @@ How they behave, and why:
   (``connect_timeout``/``timeout``) and nothing retries. Every operation raises
   :class:`~flask_caching.exceptions.BackendError` when the server fails or cannot be
   reached; the decorators catch it and run the function (fail open). Only a stored
-  value that cannot be loaded is turned into a miss.
+  value that cannot be loaded is turned into a miss. One exception: pylibmc hides a
+  read *timeout* (a hung server) as a miss; libmemcached then marks the server down,
+  so the next calls raise at once until its ``retry_timeout`` (2 s) has passed.
 * **Keys** memcached would refuse (over 250 bytes, spaces, control or non-ASCII
   characters, a leading ``~``) are stored under ``prefix + "~h:" + sha256(key)``.
 * **Values**: an ``int`` is stored as decimal text, so ``incr`` runs on the server;

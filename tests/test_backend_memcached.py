@@ -1,0 +1,647 @@
+"""The memcached backends against real servers (fixtures from ``conftest.py``).
+
+What the contract suite does not cover: settings, each client library, pools under
+threads, key mapping, values and serializers, round trips counted on the wire, SASL
+credentials, spread values, fast failure and ``clear`` flushing the whole server.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import selectors
+import socket
+import sys
+import threading
+import time
+import typing as t
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from servers import HOST, MemcachedServer, free_port
+
+from flask_caching.backends._memcached import MAX_KEY_LENGTH, KeyMapper
+from flask_caching.backends._memcached_drivers import (
+    PylibmcDriver,
+    ensure_sasl_plugin_path,
+)
+from flask_caching.exceptions import BackendError, ConfigurationError
+
+# pylibmc reads SASL_PATH when it is first imported: make sure that is after this.
+ensure_sasl_plugin_path()
+
+from flask_caching.backends.memcache import (  # noqa: E402
+    MemcachedCache,
+    SASLMemcachedCache,
+    SpreadSASLMemcachedCache,
+)
+
+pytestmark = pytest.mark.memcached
+
+CLIENTS = [
+    pytest.param(
+        name,
+        marks=pytest.mark.skipif(
+            not importlib.util.find_spec(name), reason=f"{name} not installed"
+        ),
+    )
+    for name in ("pylibmc", "pymemcache")
+]
+SETTINGS = {
+    "CACHE_MEMCACHED_SERVERS": None,
+    "CACHE_KEY_PREFIX": None,
+    "CACHE_DEFAULT_TIMEOUT": None,
+    "CACHE_MEMCACHED_USERNAME": None,
+    "CACHE_MEMCACHED_PASSWORD": None,
+}
+
+
+def prefix() -> str:
+    return f"t-{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture
+def made() -> Iterator[list[MemcachedCache]]:
+    """Backends built by a test, closed after it (no sockets left to the GC)."""
+    caches: list[MemcachedCache] = []
+    yield caches
+    for cache in caches:
+        cache.close()
+
+
+@pytest.fixture
+def build(
+    memcached_server: MemcachedServer, made: list[MemcachedCache]
+) -> Callable[..., MemcachedCache]:
+    def build(client: str | None = None, **options: t.Any) -> MemcachedCache:
+        options.setdefault("key_prefix", prefix())
+        servers = options.pop("servers", [memcached_server.address])
+        cache = MemcachedCache(servers, client=client, **options)
+        made.append(cache)
+        return cache
+
+    return build
+
+
+def server_keys(port: int, start: str) -> set[str]:
+    """Keys on a plain memcached that begin with *start* (``lru_crawler metadump``)."""
+    with socket.create_connection((HOST, port), timeout=2) as sock:
+        sock.sendall(b"lru_crawler metadump all\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    keys = set()
+    for line in data.decode().splitlines():
+        if line.startswith("key="):
+            key = urllib.parse.unquote(line.split()[0][4:])
+            if key.startswith(start):
+                keys.add(key)
+    return keys
+
+
+def server_stats(port: int) -> dict[str, int]:
+    with socket.create_connection((HOST, port), timeout=2) as sock:
+        sock.sendall(b"stats\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            data += sock.recv(65536)
+    stats = {}
+    for line in data.decode().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2].isdigit():
+            stats[parts[1]] = int(parts[2])
+    return stats
+
+
+class TurnCounter:
+    """A loopback TCP proxy counting round trips: each time the client sends after
+    having received a reply (or first) is one turn."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.turns = 0
+        self.listener = socket.create_server((HOST, 0))
+        self.listener.settimeout(0.05)
+        self.port: int = self.listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._sockets: list[socket.socket] = [self.listener]
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            client.settimeout(None)
+            upstream = socket.create_connection((HOST, self.target_port))
+            self._sockets += [client, upstream]
+            pump = threading.Thread(target=self._pump, args=(client, upstream))
+            pump.daemon = True
+            self._threads.append(pump)
+            pump.start()
+
+    def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
+        peer = {client: upstream, upstream: client}
+        replied = True
+        with selectors.DefaultSelector() as selector:
+            selector.register(client, selectors.EVENT_READ)
+            selector.register(upstream, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                try:
+                    ready = selector.select(timeout=0.05)
+                    for key, _ in ready:
+                        sock = t.cast(socket.socket, key.fileobj)
+                        data = sock.recv(1 << 20)
+                        if not data:
+                            return
+                        if sock is client and replied:
+                            self.turns += 1
+                        replied = sock is upstream
+                        peer[sock].sendall(data)
+                except (OSError, ValueError):
+                    return
+
+    def count(self, action: Callable[[], object]) -> int:
+        before = self.turns
+        action()
+        return self.turns - before
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        for sock in self._sockets:
+            sock.close()
+
+
+@pytest.fixture
+def turns(memcached_server: MemcachedServer) -> Iterator[TurnCounter]:
+    counter = TurnCounter(memcached_server.port)
+    yield counter
+    counter.close()
+
+
+# --- settings --------------------------------------------------------------------
+
+
+def test_factory_maps_settings(memcached_server: MemcachedServer) -> None:
+    config = {
+        **SETTINGS,
+        "CACHE_MEMCACHED_SERVERS": [memcached_server.address],
+        "CACHE_KEY_PREFIX": "app1_",
+        "CACHE_DEFAULT_TIMEOUT": 42,
+    }
+    cache = MemcachedCache.factory(
+        Flask(__name__), config, [], {"client": "pymemcache", "pool_size": 3}
+    )
+    try:
+        assert cache._keys.prefix == "app1_" and cache.default_timeout == 42
+        assert cache.client_name == "pymemcache" and cache._pool.size == 3
+        assert cache.set("k", "v") and cache.get("k") == "v"
+        assert cache._client.get("app1_k") is not None  # stored under the prefix
+    finally:
+        cache.close()
+
+
+def test_factory_defaults_and_option_precedence() -> None:
+    cache = MemcachedCache.factory(
+        Flask(__name__), SETTINGS, [], {"client": "pymemcache"}
+    )
+    assert cache._client.server == ("127.0.0.1", 11211)  # nothing is connected yet
+    assert cache._keys.prefix == "" and cache.default_timeout == 300
+    options = {"client": "pymemcache", "key_prefix": "opt_", "servers": ["h:1"]}
+    config = {**SETTINGS, "CACHE_KEY_PREFIX": "setting_"}
+    cache = MemcachedCache.factory(Flask(__name__), config, [], options)
+    assert cache._keys.prefix == "setting_" and cache._client.server == ("h", 1)
+    cache = MemcachedCache(
+        ["a:1, b:2"][0], client="pymemcache"
+    )  # one string, two servers
+    assert sorted(cache._client.clients) == ["a:1", "b:2"]
+
+
+@pytest.mark.parametrize(
+    ("options", "setting"),
+    [
+        ({"servers": 11211}, "CACHE_MEMCACHED_SERVERS"),
+        ({"servers": ["localhost"]}, "CACHE_MEMCACHED_SERVERS"),
+        ({"servers": []}, "CACHE_MEMCACHED_SERVERS"),
+        ({"key_prefix": "has space"}, "CACHE_KEY_PREFIX"),
+        ({"key_prefix": "p" * 200}, "CACHE_KEY_PREFIX"),
+        ({"pool_size": 0}, "pool_size"),
+        ({"timeout": -1}, "timeout"),
+        ({"connect_timeout": "fast"}, "connect_timeout"),
+        ({"maximum_value_length": 100}, "maximum_value_length"),
+        ({"client": "nope"}, "client"),
+        ({"client": "pymemcache", "no_such_kwarg": 1}, "CACHE_OPTIONS"),
+    ],
+)
+def test_bad_settings_name_the_setting(options: dict[str, t.Any], setting: str) -> None:
+    options.setdefault("client", "pymemcache")
+    with pytest.raises(ConfigurationError, match=setting):
+        MemcachedCache(**options)
+
+
+def test_bad_pylibmc_behaviour_and_sasl_client() -> None:
+    pytest.importorskip("pylibmc")
+    with pytest.raises(ConfigurationError, match="not pylibmc behaviours"):
+        MemcachedCache(client="pylibmc", tcp_nodelayy=True)
+    with pytest.raises(ConfigurationError, match="needs pylibmc"):
+        SASLMemcachedCache(client="pymemcache")
+
+
+def test_missing_client_library_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("pylibmc", "pymemcache", "memcache"):
+        monkeypatch.setitem(sys.modules, name, None)  # makes the import fail
+    with pytest.raises(ConfigurationError, match="pip install pylibmc"):
+        MemcachedCache()
+    with pytest.raises(ConfigurationError, match="pip install python-memcached"):
+        MemcachedCache(client="memcache")
+
+
+def test_registry_and_prefered_client() -> None:
+    from flask_caching import backends
+
+    assert backends.MemcachedCache is MemcachedCache
+    assert backends.SpreadSASLMemcachedCache is SpreadSASLMemcachedCache
+    expected = "pylibmc" if importlib.util.find_spec("pylibmc") else "pymemcache"
+    assert MemcachedCache().client_name == expected
+
+
+# --- clients and pools -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_each_client_round_trips(
+    build: Callable[..., MemcachedCache], client: str
+) -> None:
+    cache = build(client)
+    assert cache.client_name == client
+    assert cache.set_many({"a": 1, "b": [2]}) == ["a", "b"]
+    assert cache.get_dict("a", "b", "c") == {"a": 1, "b": [2], "c": None}
+    assert cache.inc("a", 41) == 42 and cache.add("a", 0) is False
+    assert cache.delete_many("a", "b") == ["a", "b"] and not cache.has("a")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("pool_size", [None, 2])
+def test_threads_share_safely(
+    build: Callable[..., MemcachedCache], client: str, pool_size: int | None
+) -> None:
+    cache = build(client, pool_size=pool_size)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(30):
+                cache.set(f"k{n}", (n, i))
+                assert cache.get_many(f"k{n}", "nope") == [(n, i), None]
+                cache.inc("shared")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == [] and cache.get("shared") == 6 * 30
+    if pool_size:
+        assert cache._pool._created <= pool_size
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_exhausted_pool_waits_or_raises(
+    build: Callable[..., MemcachedCache], client: str
+) -> None:
+    waiting = build(client, pool_size=1)
+    raising = build(client, pool_size=1, pool_blocking=False)
+    with raising._pool.reserve():
+        with pytest.raises(BackendError, match="busy"):
+            raising.get("k")
+
+    def hold() -> None:
+        with waiting._pool.reserve():
+            time.sleep(0.2)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.05)
+    started = time.monotonic()
+    assert waiting.get("k") is None
+    assert time.monotonic() - started > 0.1
+    holder.join()
+
+
+# --- keys and values -------------------------------------------------------------
+
+
+def test_invalid_keys_are_mapped_without_collisions(
+    build: Callable[..., MemcachedCache],
+) -> None:
+    cache = build("pymemcache")
+    shared = "k" * 250
+    odd = [shared + "1", shared + "2", "with space", "tab\t", "nul\0", "ключ", "", "~x"]
+    mapper = cache._keys
+    odd.append(mapper("with space")[len(mapper.prefix) :])  # looks like a mapped key
+    assert cache.set_many({key: index for index, key in enumerate(odd)}) == odd
+    assert cache.get_many(*odd) == list(range(len(odd)))
+    for key in odd:
+        mapped = mapper(key)
+        assert len(mapped) <= MAX_KEY_LENGTH and mapped.isascii() and " " not in mapped
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.text())
+def test_key_mapping_is_injective_and_valid(a: str, b: str) -> None:
+    mapper = KeyMapper("pre_")
+    for key in (a, b):
+        mapped = mapper(key)
+        assert 0 < len(mapped.encode()) <= MAX_KEY_LENGTH
+        assert all(33 <= ord(char) <= 126 for char in mapped)
+    assert (mapper(a) == mapper(b)) == (a == b)
+
+
+def test_callable_prefix(build: Callable[..., MemcachedCache]) -> None:
+    tenant = ["one_"]
+    cache = build("pymemcache", key_prefix=lambda: tenant[0])
+    cache.set("k", 1)
+    tenant[0] = "two_"
+    assert cache.get("k") is None
+    tenant[0] = "bad prefix"
+    with pytest.raises(ConfigurationError, match="CACHE_KEY_PREFIX"):
+        cache.get("k")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_values_and_serializer(
+    build: Callable[..., MemcachedCache], client: str
+) -> None:
+    import json
+
+    cache = build(client)
+    raw = cache._client
+    cache.set("n", 42)
+    assert raw.get(cache._keys("n")) == b"42"  # decimal, so incr runs on the server
+    raw.set(cache._keys("junk"), b"\x80not a pickle")
+    assert cache.get("junk") is None and cache.get_many("junk", "n") == [None, 42]
+
+    class JSONSerializer:
+        def dumps(self, value: t.Any) -> bytes:
+            return json.dumps(value).encode()
+
+        def loads(self, data: bytes) -> t.Any:
+            return json.loads(data)
+
+    cache.serializer = JSONSerializer()
+    cache.set("doc", {"a": [1, 2]})
+    assert raw.get(cache._keys("doc")) == b'{"a": [1, 2]}'
+    assert cache.get("doc") == {"a": [1, 2]} and cache.inc("n") == 43
+
+
+def test_timeouts_in_memcached_terms(build: Callable[..., MemcachedCache]) -> None:
+    cache = build("pymemcache")
+    assert cache._exptime(0) == 0 and cache._exptime(-1) is None
+    assert cache._exptime(30 * 86400) == 30 * 86400
+    assert abs(cache._exptime(40 * 86400) - (time.time() + 40 * 86400)) < 5  # type: ignore[operator]
+    assert cache.set("far", 1, timeout=40 * 86400) and cache.get("far") == 1
+    assert cache.set("big", b"x" * (2 << 20)) is False  # over the item size: refused
+
+
+def test_clear_flushes_the_whole_server(
+    throwaway_memcached: MemcachedServer, made: list[MemcachedCache]
+) -> None:
+    one = MemcachedCache(
+        [throwaway_memcached.address], key_prefix="one_", client="pymemcache"
+    )
+    two = MemcachedCache(
+        [throwaway_memcached.address], key_prefix="two_", client="pymemcache"
+    )
+    made += [one, two]
+    one.set("k", 1)
+    two.set("k", 2)
+    assert one.clear() is True
+    assert one.get("k") is None and two.get("k") is None  # documented: every prefix
+
+
+# --- round trips -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_round_trips_on_the_wire(
+    build: Callable[..., MemcachedCache],
+    memcached_server: MemcachedServer,
+    turns: TurnCounter,
+    client: str,
+) -> None:
+    cache = build(client, servers=[f"{HOST}:{turns.port}"])
+    keys = [f"k{i}" for i in range(10)]
+    cache.get("warm-up")  # connects
+    assert turns.count(lambda: cache.set_many(dict.fromkeys(keys, "v"))) == (
+        1 if client == "pymemcache" else 10
+    )
+    before = server_stats(memcached_server.port)
+    assert turns.count(lambda: cache.get_many(*keys)) == 1
+    after = server_stats(memcached_server.port)
+    assert (
+        after["get_hits"] - before["get_hits"] == 10
+    )  # every key, in that one request
+    assert turns.count(lambda: cache.get("k1")) == 1
+    assert turns.count(lambda: cache.inc("n")) == 2  # incr misses, then add
+    assert turns.count(lambda: cache.inc("n")) == 1
+    assert turns.count(lambda: cache.delete_many(*keys)) == (
+        1 if client == "pymemcache" else 10
+    )
+
+
+# --- failure ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_dead_server_fails_fast_and_loud(
+    build: Callable[..., MemcachedCache], client: str
+) -> None:
+    cache = build(client, servers=[f"{HOST}:{free_port()}"])
+    operations: list[Callable[[], object]] = [
+        lambda: cache.get("k"),
+        lambda: cache.get_many("a", "b"),
+        lambda: cache.set("k", 1),
+        lambda: cache.set_many({"a": 1}),
+        lambda: cache.add("k", 1),
+        lambda: cache.delete("k"),
+        lambda: cache.delete_many("a"),
+        lambda: cache.has("k"),
+        lambda: cache.inc("k"),
+        lambda: cache.clear(),
+    ]
+    for operation in operations:
+        started = time.monotonic()
+        with pytest.raises(BackendError):
+            operation()
+        assert time.monotonic() - started < 0.1
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_silent_server_times_out(
+    build: Callable[..., MemcachedCache], client: str
+) -> None:
+    with socket.create_server((HOST, 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        cache = build(client, servers=[f"{HOST}:{port}"], timeout=0.2)
+        started = time.monotonic()
+        if client == "pylibmc":  # hides the first read timeout as a miss
+            assert cache.get("k") is None
+        else:
+            with pytest.raises(BackendError):
+                cache.get("k")
+        assert 0.15 < time.monotonic() - started < 1.0
+        started = time.monotonic()
+        with pytest.raises(BackendError):
+            cache.set("k", 1)
+        assert time.monotonic() - started < 1.0
+        cache.close()
+
+
+# --- SASL ------------------------------------------------------------------------
+
+
+def sasl_cache(
+    server: MemcachedServer,
+    made: list[MemcachedCache],
+    cls: type[SASLMemcachedCache] = SASLMemcachedCache,
+    **options: t.Any,
+) -> SASLMemcachedCache:
+    config = {
+        **SETTINGS,
+        "CACHE_MEMCACHED_SERVERS": [server.address],
+        "CACHE_KEY_PREFIX": prefix(),
+        "CACHE_MEMCACHED_USERNAME": server.username,
+        "CACHE_MEMCACHED_PASSWORD": server.password,
+    }
+    config.update(options.pop("config", {}))
+    cache = cls.factory(Flask(__name__), config, [], options)
+    made.append(cache)
+    return cache
+
+
+def test_sasl_right_and_wrong_credentials(
+    memcached_sasl_server: MemcachedServer, made: list[MemcachedCache]
+) -> None:
+    pytest.importorskip("pylibmc")
+    cache = sasl_cache(memcached_sasl_server, made)
+    assert cache.set("k", {"v": 1}) and cache.get("k") == {"v": 1}
+    if os.environ.get("SASL_PATH"):
+        assert any(
+            name.startswith("libplain.so")
+            for name in os.listdir(os.environ["SASL_PATH"])
+        )
+    wrong = sasl_cache(
+        memcached_sasl_server, made, config={"CACHE_MEMCACHED_PASSWORD": "nope"}
+    )
+    with pytest.raises(
+        BackendError, match="SASL authentication failed.*CACHE_MEMCACHED_PASSWORD"
+    ):
+        wrong.get("k")
+    with pytest.raises(BackendError, match="SASL authentication failed"):
+        wrong.set("k", 1)
+
+
+def test_sasl_options_are_pylibmc_behaviours(
+    memcached_sasl_server: MemcachedServer, made: list[MemcachedCache]
+) -> None:
+    pytest.importorskip("pylibmc")
+    cache = sasl_cache(memcached_sasl_server, made, ketama=True, pool_size=2)
+    assert cache._client.behaviors["ketama"] and cache._pool.size == 2
+    assert cache._client.binary is True
+
+
+# --- spread values ---------------------------------------------------------------
+
+
+@pytest.fixture
+def spread(
+    memcached_server: MemcachedServer, made: list[MemcachedCache]
+) -> SpreadSASLMemcachedCache:
+    """Spread values on the plain server (no credentials), so keys can be listed."""
+    pytest.importorskip("pylibmc")
+    cache = SpreadSASLMemcachedCache([memcached_server.address], key_prefix=prefix())
+    made.append(cache)
+    return cache
+
+
+def test_spread_3mb_over_sasl(
+    memcached_sasl_server: MemcachedServer, made: list[MemcachedCache]
+) -> None:
+    pytest.importorskip("pylibmc")
+    cache = sasl_cache(memcached_sasl_server, made, cls=SpreadSASLMemcachedCache)
+    blob = os.urandom(3 * 1024 * 1024)
+    assert cache.set("blob", blob) is True
+    assert cache.get("blob") == blob
+    assert cache.delete("blob") is True and cache.get("blob") is None
+
+
+def test_spread_chunks_and_requests(
+    spread: SpreadSASLMemcachedCache,
+    memcached_server: MemcachedServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blob = os.urandom(3 * 1024 * 1024)
+    assert spread.set_many({"blob": blob, "small": 1}) == ["blob", "small"]
+    stored = server_keys(memcached_server.port, spread._keys.prefix)
+    assert len(stored) == 2 + 4  # two keys, and 4 chunks of at most ~1 MB
+    # each get_multi is one request (test_round_trips_on_the_wire); count them
+    calls: list[list[str]] = []
+    real = PylibmcDriver.get_multi
+
+    def counted(driver: PylibmcDriver, keys: list[str]) -> dict[str, bytes]:
+        calls.append(keys)
+        return real(driver, keys)
+
+    monkeypatch.setattr(PylibmcDriver, "get_multi", counted)
+    assert spread.get_many("small", "blob", "missing") == [1, blob, None]
+    assert [len(keys) for keys in calls] == [3, 4]  # the keys, then all chunks
+    assert spread.delete_many("blob", "small") == ["blob", "small"]
+    assert server_keys(memcached_server.port, spread._keys.prefix) == set()
+
+
+def test_spread_stale_or_missing_chunk_is_a_miss(
+    spread: SpreadSASLMemcachedCache, memcached_server: MemcachedServer
+) -> None:
+    raw = spread._client
+    first, second = os.urandom(2_500_000), os.urandom(2_500_000)
+    spread.set("k", first)
+    old_chunks = {
+        key: raw.get(key) for key in spread._chunk_keys(raw.get(spread._keys("k")))
+    }
+    spread.set("k", second)
+    assert spread.get("k") == second
+    new_chunks = spread._chunk_keys(raw.get(spread._keys("k")))
+    raw.set(new_chunks[1], list(old_chunks.values())[1])  # a chunk of the older write
+    assert spread.get("k") is None and spread.get_many("k") == [None]
+    spread.set("k", first)
+    raw.delete(spread._chunk_keys(raw.get(spread._keys("k")))[2])
+    assert spread.get("k") is None
+    raw.set(spread._keys("k"), raw.get(spread._keys("k"))[:-3])  # truncated header
+    assert spread.get("k") is None
+
+
+def test_spread_add_and_delete_leave_no_chunks(
+    spread: SpreadSASLMemcachedCache, memcached_server: MemcachedServer
+) -> None:
+    big = os.urandom(1_500_000)
+    assert spread.add("k", big) is True
+    before = server_keys(memcached_server.port, spread._keys.prefix)
+    assert spread.add("k", os.urandom(1_500_000)) is False  # its chunks are removed
+    assert server_keys(memcached_server.port, spread._keys.prefix) == before
+    assert spread.get("k") == big
+    assert spread.delete("k") is True and spread.delete("k") is False
+    assert server_keys(memcached_server.port, spread._keys.prefix) == set()
