@@ -10,6 +10,8 @@ Choices that hold for all three:
   :data:`DEFAULT_SOCKET_CONNECT_TIMEOUT`, wait :data:`DEFAULT_SOCKET_TIMEOUT` for a
   reply and never retry (redis-py >= 6 retries three times with backoff by default).
   A cache outage then costs milliseconds per call; the caller decides what to do.
+  No ``health_check_interval`` PINGs either: redis-py already replaces a pooled
+  connection the server has closed before using it, without an extra round trip.
 - **One round trip per call.** ``get_many`` is one MGET, ``set_many`` one pipeline,
   ``delete_many`` one UNLINK, ``add`` one ``SET NX EX``; no separate EXPIRE.
 - **Values.** ``int`` values are stored as decimal digits so INCRBY (``inc``/``dec``)
