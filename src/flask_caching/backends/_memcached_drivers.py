@@ -216,8 +216,12 @@ class MemcacheDriver(PymemcacheDriver):
         self.raw.delete_multi(keys)
 
     def incr(self, key: str, delta: int) -> int | None:
-        # None means "missing" or "not a number"; the caller's CAS path sorts it out
-        result = self.raw.incr(key, delta)
+        # None means "missing"; ValueError "not a number". Either way the caller's
+        # compare-and-swap path sorts it out.
+        try:
+            result = self.raw.incr(key, delta)
+        except ValueError as exc:
+            raise NotANumber(key) from exc
         if result is None:
             raise NotANumber(key)
         return int(result)
