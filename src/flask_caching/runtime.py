@@ -1,7 +1,24 @@
 """Runtime: one Cache on one app, as the decorators see it on every call.
 
-Backend failures stop here: they are logged on the ``flask_caching`` logger and the
-decorated code runs uncached (raised instead when the app is in debug mode).
+Backend failures stop here, so a cache outage never fails a request:
+
+- a failed call is logged on the ``flask_caching`` logger (once per outage at
+  WARNING, see :mod:`.resilience`) and the decorated code runs uncached;
+- after CACHE_FAILURE_THRESHOLD failures in a row a :class:`~.resilience.CircuitBreaker`
+  opens: for CACHE_FAILURE_COOLDOWN seconds the backend is not called at all, then one
+  call probes it. Reads and writes have a breaker each: a server that still answers
+  reads but refuses writes (Redis at ``maxmemory`` with ``noeviction``, a full disk)
+  keeps serving hits. Both share one :class:`~.resilience.OutageLog`: one WARNING per
+  outage, one INFO line when it is over;
+- a result the backend cannot store (unpicklable, too large) is returned uncached
+  with one warning naming the function; it does not count as a backend failure.
+
+In debug mode (``app.debug``) every error is raised instead, and the breaker is left
+out: each call tries the backend, so a developer sees every failure rather than a
+cache that silently went quiet after the first few.
+
+The proxy methods (``cache.get`` ...) do not come through here: they report errors
+to their caller.
 """
 
 from __future__ import annotations
@@ -13,6 +30,14 @@ from collections.abc import Sequence
 
 from .backends.base import BaseCache
 from .entry import Entry
+from .resilience import (
+    DEFAULT_COOLDOWN,
+    DEFAULT_THRESHOLD,
+    CircuitBreaker,
+    OnceEach,
+    OutageLog,
+    is_value_error,
+)
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -25,8 +50,8 @@ logger = logging.getLogger("flask_caching")
 class Runtime:
     """What the decorators need from one Cache on one app, built once at init_app.
 
-    Backend failures are caught here and logged on the ``flask_caching`` logger:
-    decorated code then runs uncached. In debug mode the error is raised instead.
+    ``read``/``write``/``delete``/``ensure_versions`` never raise outside debug mode:
+    they return None/False when the backend failed or the breaker is open.
     """
 
     def __init__(self, backend: BaseCache, settings: Settings, app: Flask) -> None:
@@ -34,9 +59,22 @@ class Runtime:
         self.settings = settings
         self.app = app
         self.default_timeout = backend.default_timeout
+        raw = settings.raw
+        name = type(backend).__name__
+        threshold = raw.get("CACHE_FAILURE_THRESHOLD", DEFAULT_THRESHOLD)
+        cooldown = raw.get("CACHE_FAILURE_COOLDOWN", DEFAULT_COOLDOWN)
+        log = OutageLog(name)
+        #: guards ``get_many``: the lookups
+        self.reads = CircuitBreaker(name, threshold, cooldown, kind="reads", log=log)
+        #: guards ``set``, ``add``, ``delete``: storing results and version tokens
+        self.writes = CircuitBreaker(name, threshold, cooldown, kind="writes", log=log)
+        self._unstorable = OnceEach()
 
     def failed(self, operation: str, key: str, exc: Exception) -> None:
-        """Report a backend failure: raise in debug mode, otherwise log and go on."""
+        """Report an error that is not the backend's (e.g. a key function raised).
+
+        Raises in debug mode, otherwise logs a warning and goes on.
+        """
         if self.app.debug:
             raise exc
         logger.warning(
@@ -47,42 +85,102 @@ class Runtime:
             exc,
         )
 
-    def read(self, keys: Sequence[str]) -> list[t.Any] | None:
-        """``get_many`` of *keys*; None when the backend failed."""
-        try:
-            return self.backend.get_many(*keys)
-        except Exception as exc:
-            self.failed("read", keys[0], exc)
-            return None
+    def backend_failed(
+        self, breaker: CircuitBreaker, operation: str, key: str, exc: Exception
+    ) -> None:
+        """Report a failed backend call: raise in debug mode, else count and log it."""
+        if self.app.debug:
+            raise exc
+        breaker.failure(operation, key, exc)
 
-    def write(self, key: str, entry: Entry, timeout: int) -> bool:
+    def read(self, keys: Sequence[str]) -> list[t.Any] | None:
+        """``get_many`` of *keys*; None when the backend failed or is bypassed."""
+        breaker = self.reads
+        if not breaker.allow():
+            return None
         try:
-            return bool(self.backend.set(key, entry, timeout=timeout))
+            found = self.backend.get_many(*keys)
         except Exception as exc:
-            self.failed("write", key, exc)
+            self.backend_failed(breaker, "read", keys[0], exc)
+            return None
+        breaker.success()
+        return found
+
+    def write(
+        self, key: str, entry: Entry, timeout: int, name: str | None = None
+    ) -> bool:
+        """Store *entry*; False (never an exception) when it was not stored.
+
+        *name* names what produced the value (the decorated function) in the
+        warning given when the value itself cannot be stored.
+        """
+        breaker = self.writes
+        if not breaker.allow():
             return False
+        try:
+            stored = bool(self.backend.set(key, entry, timeout=timeout))
+        except Exception as exc:
+            if is_value_error(exc):
+                self._not_stored(name, key, exc)
+            else:
+                self.backend_failed(breaker, "write", key, exc)
+            return False
+        breaker.success()
+        if not stored:
+            self._not_stored(name, key, None)
+        return stored
+
+    def _not_stored(self, name: str | None, key: str, exc: Exception | None) -> None:
+        """A result the backend would not take: once per function at WARNING."""
+        if exc is not None and self.app.debug:
+            raise exc
+        what = f"the result of {name}" if name else f"the value for {key!r}"
+        backend = type(self.backend).__name__
+        if exc is None:
+            reason = (
+                f"{backend} did not store it: over its size limit, or see its own"
+                " warning (a full disk?)"
+            )
+        else:
+            reason = (
+                f"it cannot be stored ({type(exc).__name__}: {exc}); return a"
+                f" picklable value (or one {backend}'s serializer accepts) to cache it"
+            )
+        level = (
+            logging.WARNING if self._unstorable.first(name or key) else logging.DEBUG
+        )
+        logger.log(level, "%s is served uncached: %s", what, reason)
 
     def delete(self, key: str) -> bool:
-        try:
-            return bool(self.backend.delete(key))
-        except Exception as exc:
-            self.failed("delete", key, exc)
+        breaker = self.writes
+        if not breaker.allow():
             return False
+        try:
+            deleted = bool(self.backend.delete(key))
+        except Exception as exc:
+            self.backend_failed(breaker, "delete", key, exc)
+            return False
+        breaker.success()
+        return deleted
 
     def ensure_versions(
         self, version_keys: Sequence[str], found: Sequence[t.Any]
     ) -> tuple[str, ...] | None:
         """The current version tokens, creating the missing ones (first writer wins)."""
         versions = []
+        breaker = self.writes
         for vkey, token in zip(version_keys, found, strict=True):
             if not isinstance(token, str):
+                if not breaker.allow():
+                    return None
                 token = new_version()
                 try:
                     if not self.backend.add(vkey, token, timeout=0):
                         token = self.backend.get(vkey)
                 except Exception as exc:
-                    self.failed("version", vkey, exc)
+                    self.backend_failed(breaker, "version", vkey, exc)
                     return None
+                breaker.success()
                 if not isinstance(token, str):
                     return None
             versions.append(token)
