@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
+import math
 import typing as t
 import warnings
 from collections.abc import Callable, Mapping
@@ -47,6 +48,8 @@ TABLE: dict[str, tuple[t.Any, tuple[type, ...] | None]] = {
     "CACHE_SERIALIZER": (None, None),
     "CACHE_SERIALIZER_ALGORITHM": ("sha256", (str,)),
     "CACHE_SECRET_KEY": (None, (str, bytes, list, tuple)),
+    "CACHE_FAILURE_THRESHOLD": (3, (int,)),
+    "CACHE_FAILURE_COOLDOWN": (5.0, _Number),
     "CACHE_PRIVATE_RESPONSES": ("skip", (str,)),
 }
 
@@ -55,7 +58,13 @@ TABLE: dict[str, tuple[t.Any, tuple[type, ...] | None]] = {
 PRIVATE_MODES = ("skip", "allow")
 
 #: a type check that should not accept bools where numbers are expected
-_NO_BOOL = {"CACHE_DEFAULT_TIMEOUT", "CACHE_THRESHOLD", "CACHE_REDIS_PORT"}
+_NO_BOOL = {
+    "CACHE_DEFAULT_TIMEOUT",
+    "CACHE_THRESHOLD",
+    "CACHE_REDIS_PORT",
+    "CACHE_FAILURE_THRESHOLD",
+    "CACHE_FAILURE_COOLDOWN",
+}
 
 HashMethod = Callable[..., t.Any]
 
@@ -142,6 +151,17 @@ def validate(raw: Mapping[str, t.Any]) -> None:
         )
     if raw["CACHE_THRESHOLD"] < 0:
         raise ConfigurationError("CACHE_THRESHOLD must be >= 0")
+    if raw["CACHE_FAILURE_THRESHOLD"] < 1:
+        raise ConfigurationError(
+            "CACHE_FAILURE_THRESHOLD (backend failures in a row before the decorators"
+            f" stop calling it) must be >= 1, got {raw['CACHE_FAILURE_THRESHOLD']!r}"
+        )
+    cooldown = raw["CACHE_FAILURE_COOLDOWN"]
+    if not (math.isfinite(cooldown) and cooldown >= 0):
+        raise ConfigurationError(
+            "CACHE_FAILURE_COOLDOWN must be a finite number of seconds >= 0 (0 = never"
+            f" stop calling a failing backend), got {cooldown!r}"
+        )
     if raw["CACHE_PRIVATE_RESPONSES"] not in PRIVATE_MODES:
         raise ConfigurationError(
             "CACHE_PRIVATE_RESPONSES must be 'skip' (do not store responses that "

@@ -30,6 +30,8 @@ logger = logging.getLogger("flask_caching")
 _HEADER = struct.Struct(">d")
 _SUFFIX = ".fcache"
 _TMP_PREFIX = ".tmp-"
+#: a temp file older than this was left by a writer that died mid-write
+_TMP_STALE_SECONDS = 60.0
 
 
 class FileSystemCache(BaseCache):
@@ -66,6 +68,8 @@ class FileSystemCache(BaseCache):
         self._hash = hash_method
         self.ignore_errors = ignore_errors
         self.serializer: t.Any = PickleSerializer()
+        #: the error of the last failed write while writes keep failing, else None
+        self._write_error: str | None = None
         self._ensure_dir()
 
     @classmethod
@@ -105,7 +109,7 @@ class FileSystemCache(BaseCache):
         try:
             with os.scandir(self._path) as it:
                 return [e for e in it if e.name.endswith(_SUFFIX)]
-        except FileNotFoundError:
+        except OSError:  # removed, replaced by a file, unreadable: nothing to list
             return []
 
     @staticmethod
@@ -156,7 +160,7 @@ class FileSystemCache(BaseCache):
                 self._ensure_dir()  # the directory vanished under us: repair it
                 continue
             except OSError as exc:
-                logger.warning("FileSystemCache: cannot write %s: %s", self._path, exc)
+                self._write_failed(self._path, exc)
                 return False
             try:
                 with os.fdopen(fd, "wb") as f:
@@ -164,15 +168,36 @@ class FileSystemCache(BaseCache):
                 if self._mode is not None:
                     os.chmod(tmp, self._mode)
                 if only_new:
-                    return self._link_new(tmp, path)
-                os.replace(tmp, path)
-                return True
+                    added = self._link_new(tmp, path)
+                else:
+                    os.replace(tmp, path)
+                    added = True
             except OSError as exc:
-                logger.warning("FileSystemCache: cannot write %s: %s", path, exc)
+                self._write_failed(path, exc)
                 return False
+            else:
+                self._write_worked()
+                return added
             finally:
                 self._unlink(tmp)
         return False
+
+    def _write_failed(self, path: str, exc: OSError) -> None:
+        # A full disk fails every write: warn when writes start failing, not per write.
+        first = self._write_error is None
+        self._write_error = f"{type(exc).__name__}: {exc}"
+        logger.log(
+            logging.WARNING if first else logging.DEBUG,
+            "FileSystemCache: cannot write %s (%s); values are not cached until"
+            " writes work again (free disk space or fix the directory's permissions)",
+            path,
+            self._write_error,
+        )
+
+    def _write_worked(self) -> None:
+        if self._write_error is not None:
+            self._write_error = None
+            logger.info("FileSystemCache: writes to %s work again", self._path)
 
     def _link_new(self, tmp: str, path: str) -> bool:
         # os.link fails when *path* exists, so exactly one of several racing
@@ -254,7 +279,25 @@ class FileSystemCache(BaseCache):
         expiry = self._read_expiry(self._filename(key))
         return expiry is not None and not (0 < expiry <= time.time())
 
+    def _remove_dead_temp_files(self) -> None:
+        # A writer killed between mkstemp and rename leaves its temp file behind;
+        # nothing else would ever remove it. Live writes finish in far less time.
+        cutoff = time.time() - _TMP_STALE_SECONDS
+        try:
+            with os.scandir(self._path) as it:
+                names = [e for e in it if e.name.startswith(_TMP_PREFIX)]
+        except OSError:
+            return
+        for entry in names:
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    self._unlink(entry.path)
+            except OSError:
+                continue
+
     def clear(self) -> bool:
+        """Remove every entry (and temp files left by writers that died)."""
+        self._remove_dead_temp_files()
         ok = True
         for entry in self._entries():
             if not self._unlink(entry.path):
