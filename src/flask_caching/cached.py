@@ -14,6 +14,7 @@ import typing as t
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from flask import current_app, has_request_context, request
+from typing_extensions import Self
 from werkzeug.wrappers import Response
 
 from .entry import MISS, data_to_response, is_response_data, response_to_data
@@ -35,6 +36,9 @@ logger = logging.getLogger("flask_caching")
 
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
+P2 = t.ParamSpec("P2")
+R2 = t.TypeVar("R2")
+S = t.TypeVar("S")
 
 #: the response header set on hits when ``response_hit_indication=True``
 HIT_HEADER = "hit_cache"
@@ -61,15 +65,47 @@ class CachedResponse(Response):
         self.timeout = check_timeout(timeout)
 
 
-class CachedFunction(t.Protocol[P, R]):
-    """What ``@cached`` / ``@memoize`` return: the function plus its cache controls."""
+class BoundCachedFunction(t.Protocol[P, R]):
+    """A decorated method looked up on an instance (``obj.method``).
 
-    uncached: Callable[P, R]
+    ``uncached`` is still the plain function: pass the instance to it yourself.
+    """
+
     cache_timeout: int | None
+
+    uncached: Callable[..., R]
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
     def make_cache_key(self, *args: t.Any, **kwargs: t.Any) -> str: ...
+
+
+class CachedFunction(t.Protocol[P, R]):
+    """What ``@cached`` / ``@memoize`` return: the function plus its cache controls.
+
+    Type checkers see the wrapped function's own signature (``P``, ``R``), also
+    when the decorated function is a method called on an instance.
+    """
+
+    cache_timeout: int | None
+
+    uncached: Callable[P, R]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    def make_cache_key(self, *args: t.Any, **kwargs: t.Any) -> str: ...
+
+    @t.overload
+    def __get__(self, instance: None, owner: type[t.Any] | None = None) -> Self: ...
+
+    @t.overload
+    def __get__(
+        self: CachedFunction[t.Concatenate[S, P2], R2],
+        instance: S,
+        owner: type[t.Any] | None = None,
+    ) -> BoundCachedFunction[P2, R2]: ...
+
+    def __get__(self, instance: t.Any, owner: type[t.Any] | None = None) -> t.Any: ...
 
 
 def _materialize(rv: t.Any) -> tuple[t.Any, bool]:
@@ -157,6 +193,13 @@ def make_cached(
     skip = unless_caller(unless)
     private = check_private(private)
     vary_on = parse_vary(vary)
+    stale: Callable[[t.Any], bool] | None = None
+    if is_stale is not None:
+        check_stale = is_stale
+
+        def stale(payload: t.Any) -> bool:
+            # the callable sees what the view returned, not the stored form
+            return bool(check_stale(_from_payload(payload)))
 
     def decorator(f: Callable[P, R]) -> CachedFunction[P, R]:
         src_cache: dict[t.Any, str] = {}
@@ -190,16 +233,16 @@ def make_cached(
         ) -> str:
             hasher = hash_method or rt.settings.hash_method
             if make_cache_key is not None:
-                key = make_cache_key(*args, **kwargs)
-            elif callable(key_prefix):
+                key = make_cache_key(*args, **kwargs) + guard.key_part(hasher)
+                return key + source_suffix(rt, hasher)
+            if callable(key_prefix):
                 key = key_prefix()
+            elif "%s" in key_prefix:
+                key = key_prefix % (path if path is not None else request.path)
             else:
-                if "%s" in key_prefix:
-                    key = key_prefix % (path if path is not None else request.path)
-                else:
-                    key = key_prefix
-                if query_string:
-                    key += "?" + query_digest(_query_pairs(query_args), hasher)
+                key = key_prefix
+            if query_string:
+                key += "?" + query_digest(_query_pairs(query_args), hasher)
             return key + guard.key_part(hasher) + source_suffix(rt, hasher)
 
         def outcome_of(rv: t.Any) -> Outcome:
@@ -273,7 +316,7 @@ def make_cached(
                     key,
                     timeout=wrapper.cache_timeout,
                     forced=forced,
-                    is_stale=is_stale,
+                    is_stale=stale,
                 )
                 hit, value = await drive_async(flow, compute)
                 return finish(rt, key, hit, value, args, kwargs)
@@ -292,7 +335,7 @@ def make_cached(
                     key,
                     timeout=wrapper.cache_timeout,
                     forced=forced,
-                    is_stale=is_stale,
+                    is_stale=stale,
                 )
                 hit, value = drive_sync(flow, lambda: outcome_of(f(*args, **kwargs)))
                 return finish(rt, key, hit, value, args, kwargs)

@@ -12,6 +12,8 @@ A backend failure renders the block uncached; it never breaks the page.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import typing as t
 from collections.abc import Callable
 
@@ -40,8 +42,15 @@ class CacheExtension(Extension):
             args.append(parser.parse_expression())
         timeout = args[0]
         keys = nodes.List(args[1:])
-        default_name = nodes.Const(f"{parser.name}{lineno}")
         body = parser.parse_statements(("name:endcache",), drop_needle=True)
+        name = parser.name
+        if name is None:
+            # an inline template (render_template_string) has no name, so that
+            # "None" + line would be shared by every inline template: tell blocks
+            # apart by what they contain
+            shape = repr(body).encode("utf-8")
+            name = "<string>" + hashlib.sha256(shape).hexdigest()[:16] + ":"
+        default_name = nodes.Const(f"{name}{lineno}")
         call = self.call_method("_render", [timeout, keys, default_name])
         return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
 
@@ -65,7 +74,9 @@ class CacheExtension(Extension):
         if timeout == "del":
             rt.delete(key)
             return caller()
-        seconds = 0 if timeout is None else int(timeout)
+        seconds = 0 if timeout is None else math.ceil(float(timeout))
+        if seconds < 0:
+            return caller()  # already expired: nothing to keep
 
         def compute() -> Outcome:
             body = caller()

@@ -97,6 +97,11 @@ class ArgumentKey:
             else:
                 self._var_keyword = p.name
         self._n_positional = sum(1 for p in params if p.kind in _POSITIONAL)
+        #: names a keyword argument can fill (not positional-only ones: a keyword
+        #: of that name goes to **kwargs, or is an error)
+        self._keywords = frozenset(
+            p.name for p in params if p.kind is not inspect.Parameter.POSITIONAL_ONLY
+        ) & set(self._names)
         ignored = set(args_to_ignore)
         unknown = ignored - set(self._names) - {self._var_positional, self._var_keyword}
         if unknown:
@@ -123,11 +128,15 @@ class ArgumentKey:
         if len(args) > n_pos and self._var_positional is None:
             self._signature.bind(*args, **kwargs)  # raises the usual TypeError
         values = list(args[:n_pos])
-        if kwargs and values and any(name in kwargs for name in names[: len(values)]):
-            self._signature.bind(*args, **kwargs)  # given twice: TypeError
+        keywords = self._keywords
+        if kwargs and values:
+            if any(
+                name in kwargs and name in keywords for name in names[: len(values)]
+            ):
+                self._signature.bind(*args, **kwargs)  # given twice: TypeError
         for i in range(len(values), len(names)):
             name = names[i]
-            if name in kwargs:
+            if name in kwargs and name in keywords:
                 values.append(kwargs[name])
             elif self._defaults[i] is not _EMPTY:
                 values.append(self._defaults[i])
@@ -147,9 +156,9 @@ class ArgumentKey:
         if self._var_positional and self._var_positional not in self._ignored:
             parts.append(canonical(tuple(args[self._n_positional :])))
         if self._var_keyword and self._var_keyword not in self._ignored:
-            extra = {k: v for k, v in kwargs.items() if k not in self._names}
+            extra = {k: v for k, v in kwargs.items() if k not in self._keywords}
             parts.append(canonical(extra))
-        elif kwargs and not set(kwargs) <= set(self._names):
+        elif kwargs and not self._keywords.issuperset(kwargs):
             self._signature.bind(*args, **kwargs)  # unexpected keyword: TypeError
         return ",".join(parts)
 

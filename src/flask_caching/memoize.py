@@ -85,8 +85,11 @@ class MemoizedKeys:
         tag = self.tag(rt)
         value_key = f"{tag}:{digest(self.arguments.key(args, kwargs), hasher)}"
         versions = [f"{tag}:ver"]
-        if self.is_method and args:
-            versions.append(self.instance_version_key(rt, args[0]))
+        if self.is_method:
+            # Foo.method(self=obj) binds the instance too (the key() above raised
+            # already if the call has no "self" at all)
+            instance = args[0] if args else kwargs["self"]
+            versions.append(self.instance_version_key(rt, instance))
         return value_key, versions
 
     def instance_version_key(self, rt: Runtime, instance: t.Any) -> str:
@@ -214,7 +217,13 @@ def make_memoize(
             wrapper = t.cast(CachedFunction[P, R], sync_wrapper)
 
         def make_key(*args: t.Any, **kwargs: t.Any) -> str:
-            """The value key of ``f(*args, **kwargs)``."""
+            """The value key of ``f(*args, **kwargs)``.
+
+            ``make_cache_key(f.uncached, *args, **kwargs)``, the older spelling that
+            passes the function first, gives the same key.
+            """
+            if args and (args[0] is f or args[0] is wrapper):
+                args = args[1:]
             return names.keys(get_runtime(), args, kwargs)[0]
 
         def delete(*args: t.Any, **kwargs: t.Any) -> None:

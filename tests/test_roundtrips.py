@@ -1,0 +1,283 @@
+"""What the decorators cost on a real redis-server, and how they survive losing it.
+
+Round trips are counted by the server (``INFO commandstats``), not claimed: a hit of
+``@cached``, ``@memoize`` (functions and methods) or ``{% cache %}`` is exactly one
+MGET and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import decorator_support as support
+import pytest
+import redis
+from decorator_support import Backend, Calls, MakeApp
+from flask import Flask, render_template_string
+from servers import RedisServer
+
+from flask_caching import Cache
+from flask_caching.exceptions import BackendError
+
+# the shared fixtures, used by name
+redis_backend = support.redis_backend
+make_redis_app = support.make_redis_app
+
+HITS = 25
+
+
+class Commands:
+    """Commands the server ran inside a ``counting()`` block, by name."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def command_stats(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): int(entry["calls"])
+        for name, entry in stats.items()
+        if name != "cmdstat_info"
+    }
+
+
+@contextmanager
+def counting(server: RedisServer) -> Iterator[Commands]:
+    """Count the commands of everyone but ourselves (one connection, INFO only)."""
+    commands = Commands()
+    with server.client() as client:
+        before = command_stats(client)  # connects (HELLO etc.) before the snapshot
+        yield commands
+        after = command_stats(client)
+    commands.counts = {
+        name: calls - before.get(name, 0)
+        for name, calls in after.items()
+        if calls != before.get(name, 0)
+    }
+
+
+def server_of(backend: Backend) -> RedisServer:
+    assert backend.server is not None
+    return backend.server
+
+
+def test_cached_view_hit_is_one_mget(
+    make_redis_app: MakeApp, redis_backend: Backend
+) -> None:
+    app, cache = make_redis_app()
+    calls = Calls()
+
+    @app.route("/v")
+    @cache.cached()
+    def view() -> str:
+        return str(calls())
+
+    client = app.test_client()
+    assert client.get("/v").data == b"1"  # the miss; connects too
+    with counting(server_of(redis_backend)) as commands:
+        for _ in range(HITS):
+            assert client.get("/v").data == b"1"
+    assert commands.counts == {"mget": HITS}
+
+
+def test_cached_function_hit_is_one_mget(
+    make_redis_app: MakeApp, redis_backend: Backend
+) -> None:
+    app, cache = make_redis_app()
+    calls = Calls()
+
+    @cache.cached(key_prefix="comments")
+    def comments() -> list[int]:
+        return [calls()]
+
+    with app.app_context():
+        comments()
+        with counting(server_of(redis_backend)) as commands:
+            for _ in range(HITS):
+                assert comments() == [1]
+    assert commands.counts == {"mget": HITS}
+
+
+def test_memoize_hit_is_one_mget(
+    make_redis_app: MakeApp, redis_backend: Backend
+) -> None:
+    app, cache = make_redis_app()
+    calls = Calls()
+
+    @cache.memoize()
+    def f(x: int, y: int = 1) -> int:
+        return calls()
+
+    with app.app_context():
+        f(1)
+        cache.delete_memoized(f, 2)  # a version key that exists beforehand is fine
+        with counting(server_of(redis_backend)) as commands:
+            for _ in range(HITS):
+                assert f(1) == 1
+                assert f(x=1, y=1) == 1
+    assert commands.counts == {"mget": 2 * HITS}
+
+
+def test_memoized_method_hit_is_one_mget(
+    make_redis_app: MakeApp, redis_backend: Backend
+) -> None:
+    app, cache = make_redis_app()
+    calls = Calls()
+
+    class Person:
+        def __init__(self, pk: int) -> None:
+            self.pk = pk
+
+        def __repr__(self) -> str:
+            return f"Person({self.pk})"
+
+        @cache.memoize()
+        def roles(self) -> int:
+            return calls()
+
+    person = Person(1)
+    with app.app_context():
+        person.roles()
+        with counting(server_of(redis_backend)) as commands:
+            for _ in range(HITS):
+                assert person.roles() == 1
+        with counting(server_of(redis_backend)) as after_delete:
+            cache.delete_memoized(person.roles)
+        assert after_delete.total == 1  # invalidating an instance is one write
+        assert person.roles() == 2
+    assert commands.counts == {"mget": HITS}
+
+
+def test_template_fragment_hit_is_one_mget(
+    make_redis_app: MakeApp, redis_backend: Backend
+) -> None:
+    app, cache = make_redis_app()
+    calls = Calls()
+    source = '{% cache 60, "box" %}{{ n() }}{% endcache %}'
+    with app.test_request_context():
+        assert render_template_string(source, n=calls) == "1"
+        with counting(server_of(redis_backend)) as commands:
+            for _ in range(HITS):
+                assert render_template_string(source, n=calls) == "1"
+    assert commands.counts == {"mget": HITS}
+
+
+def test_a_hit_reads_through_get_many_once(
+    make_redis_app: MakeApp,
+) -> None:
+    """The same claim seen from the client: one get_many per hit, no get/has."""
+    app, cache = make_redis_app()
+    with app.app_context():
+        store = cache.cache
+    used: list[tuple[str, int]] = []
+    for name in ("get", "get_many", "has", "get_dict"):
+        original = getattr(store, name)
+
+        def spy(*args: t.Any, _name: str = name, _orig: t.Any = original) -> t.Any:
+            used.append((_name, len(args)))
+            return _orig(*args)
+
+        setattr(store, name, spy)
+
+    @cache.memoize()
+    def f(x: int) -> int:
+        return x
+
+    @app.route("/")
+    @cache.cached()
+    def view() -> str:
+        return "v"
+
+    with app.app_context():
+        f(1)
+        used.clear()
+        f(1)
+        assert used == [("get_many", 2)]  # the value key and the version key
+    client = app.test_client()
+    client.get("/")
+    used.clear()
+    client.get("/")
+    assert used == [("get_many", 1)]
+
+
+# -- outage ---------------------------------------------------------------------------
+
+
+def outage_app(server: RedisServer) -> tuple[Flask, Cache, Calls]:
+    app = Flask(__name__)
+    cache = Cache(
+        app,
+        config={
+            "CACHE_TYPE": "RedisCache",
+            "CACHE_REDIS_URL": server.url,
+            "CACHE_KEY_PREFIX": "outage:",
+            # no circuit breaker pause: the first request after the restart caches
+            "CACHE_FAILURE_COOLDOWN": 0,
+        },
+    )
+    calls = Calls()
+
+    @app.route("/page/<name>")
+    @cache.cached(timeout=60)
+    def page(name: str) -> str:
+        return f"{name}:{calls()}|{total(2, 3)}"
+
+    @cache.memoize(timeout=60)
+    def total(a: int, b: int) -> int:
+        return a + b
+
+    @app.route("/fragment")
+    def fragment() -> str:
+        return render_template_string(
+            '{% cache 60, "frag" %}<i>{{ n() }}</i>{% endcache %}', n=calls
+        )
+
+    return app, cache, calls
+
+
+def test_requests_survive_a_killed_redis(
+    throwaway_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, cache, calls = outage_app(throwaway_redis)
+    client = app.test_client()
+    assert client.get("/page/a").data == b"a:1|5"
+    assert client.get("/page/a").data == b"a:1|5"
+    assert client.get("/fragment").data == b"<i>2</i>"
+    assert client.get("/fragment").data == b"<i>2</i>"
+
+    throwaway_redis.kill()
+    with caplog.at_level(logging.WARNING, logger="flask_caching"):
+        for expected in (b"a:3|5", b"a:4|5"):
+            response = client.get("/page/a")
+            assert (response.status_code, response.data) == (200, expected)
+        response = client.get("/fragment")
+        assert (response.status_code, response.data) == (200, b"<i>5</i>")
+    warnings = [r for r in caplog.records if r.name == "flask_caching"]
+    assert warnings and {r.levelno for r in warnings} == {logging.WARNING}
+    assert all(r.name == "flask_caching" for r in caplog.records)
+
+    throwaway_redis.restart()  # empty again: no persistence
+    assert client.get("/page/a").data == b"a:6|5"
+    assert client.get("/page/a").data == b"a:6|5"
+    with app.app_context():
+        cache.cache.close()  # type: ignore[attr-defined]
+
+
+def test_killed_redis_raises_in_debug_mode(throwaway_redis: RedisServer) -> None:
+    app, cache, calls = outage_app(throwaway_redis)
+    app.debug = True
+    client = app.test_client()
+    assert client.get("/page/a").status_code == 200
+    throwaway_redis.kill()
+    with pytest.raises((BackendError, redis.ConnectionError)):
+        client.get("/page/b")
+    with app.app_context():
+        cache.cache.close()  # type: ignore[attr-defined]
