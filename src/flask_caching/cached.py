@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 
 from .entry import MISS, data_to_response, is_response_data, response_to_data
 from .keys import query_digest, source_digest
+from .locks import lock_options
 from .lookup import (
     Outcome,
     check_callable,
@@ -172,6 +173,10 @@ def make_cached(
     source_check: bool | None = None,
     response_hit_indication: bool = False,
     is_stale: Callable[[t.Any], bool] | None = None,
+    lock: bool | None = None,
+    lock_timeout: float | None = None,
+    stale_while_revalidate: float | None = None,
+    stale_if_error: float | None = None,
     private: PrivateMode | None = None,
     vary: str | Iterable[str] | None = None,
     vary_on_session: bool = False,
@@ -191,6 +196,7 @@ def make_cached(
             f"key_prefix must be a string or a callable, got {key_prefix!r}"
         )
     skip = unless_caller(unless)
+    locking = lock_options(lock, lock_timeout, stale_while_revalidate, stale_if_error)
     private = check_private(private)
     vary_on = parse_vary(vary)
     stale: Callable[[t.Any], bool] | None = None
@@ -317,6 +323,7 @@ def make_cached(
                     timeout=wrapper.cache_timeout,
                     forced=forced,
                     is_stale=stale,
+                    locking=locking,
                 )
                 hit, value = await drive_async(flow, compute)
                 return finish(rt, key, hit, value, args, kwargs)
@@ -336,6 +343,7 @@ def make_cached(
                     timeout=wrapper.cache_timeout,
                     forced=forced,
                     is_stale=stale,
+                    locking=locking,
                 )
                 hit, value = drive_sync(flow, lambda: outcome_of(f(*args, **kwargs)))
                 return finish(rt, key, hit, value, args, kwargs)

@@ -244,6 +244,10 @@ class Cache:
         source_check: bool | None = None,
         response_hit_indication: bool = False,
         is_stale: Callable[[t.Any], bool] | None = None,
+        lock: bool | None = None,
+        lock_timeout: float | None = None,
+        stale_while_revalidate: float | None = None,
+        stale_if_error: float | None = None,
         private: PrivateMode | None = None,
         vary: str | t.Iterable[str] | None = None,
         vary_on_session: bool = False,
@@ -279,6 +283,10 @@ class Cache:
             source_check=source_check,
             response_hit_indication=response_hit_indication,
             is_stale=is_stale,
+            lock=lock,
+            lock_timeout=lock_timeout,
+            stale_while_revalidate=stale_while_revalidate,
+            stale_if_error=stale_if_error,
             private=private,
             vary=vary,
             vary_on_session=vary_on_session,
@@ -296,6 +304,10 @@ class Cache:
         source_check: bool | None = None,
         args_to_ignore: t.Iterable[str] | None = None,
         is_stale: Callable[[t.Any], bool] | None = None,
+        lock: bool | None = None,
+        lock_timeout: float | None = None,
+        stale_while_revalidate: float | None = None,
+        stale_if_error: float | None = None,
     ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
         """Cache a function per distinct call (arguments are part of the key)."""
         return make_memoize(
@@ -311,6 +323,10 @@ class Cache:
             source_check=source_check,
             args_to_ignore=args_to_ignore,
             is_stale=is_stale,
+            lock=lock,
+            lock_timeout=lock_timeout,
+            stale_while_revalidate=stale_while_revalidate,
+            stale_if_error=stale_if_error,
         )
 
     def delete_memoized(self, f: t.Any, *args: t.Any, **kwargs: t.Any) -> None:

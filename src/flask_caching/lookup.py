@@ -1,25 +1,49 @@
 """The one get-or-compute primitive under ``@cached``, ``@memoize`` and ``{% cache %}``.
 
-:func:`get_or_compute` is a generator: it reads the backend, decides hit or miss,
-and on a miss *yields* :data:`COMPUTE`; the driver runs the function (called for a
-plain function, awaited for a coroutine) and sends the outcome back, and the
-generator stores it. The caching logic is therefore written once, and
-:func:`drive_sync` / :func:`drive_async` only run the function.
+:func:`get_or_compute` is a generator: it reads the backend and decides hit or miss;
+when it needs something only the caller's world can do it *yields* an instruction:
 
-A hit costs one ``get_many`` of the value key and its version keys.
+- :data:`COMPUTE`: run the function (call it, or await it) and send back its
+  :class:`Outcome`; the generator stores the payload;
+- :class:`Wait`: pause, either for another caller's computation in this process or
+  for a few milliseconds between two reads of a key locked by another process. The
+  sync driver blocks the thread; the async driver awaits (``asyncio.sleep`` or a
+  future), so waiting tasks never block their event loop.
+
+The caching logic, locks and staleness included, is therefore written once, and
+:func:`drive_sync` / :func:`drive_async` only run functions and waits.
+
+A hit costs one ``get_many`` of the value key and its version keys, whatever the
+lock options: locking only begins on a miss (see :mod:`.locks`). A miss with
+``lock`` enabled costs, beyond the plain miss, taking the lock, the re-read that
+catches a value stored while the lock was being taken, and the release.
+
+With ``stale_while_revalidate``, entries live in the backend for timeout + window;
+the envelope's ``fresh_until`` says when they turn stale. A caller that finds a
+stale entry and wins the refresh (the process's flight, then the backend lock)
+recomputes **inline**, so its own request pays for the refresh as on a miss; every
+other caller gets the stale value at once, without waiting and without a backend
+round trip beyond its read. Inline keeps request context, app context and async
+functions working with no thread to manage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import logging
 import time
 import typing as t
 from collections.abc import Awaitable, Callable, Generator, Sequence
 
-from .entry import MISS, is_fresh, pack, unpack
+from . import locks
+from .entry import MISS, Entry, is_fresh, pack, unpack
+from .locks import Landing, LockOptions, Policy
 from .runtime import Runtime
 
 T = t.TypeVar("T")
+
+logger = logging.getLogger("flask_caching")
 
 
 class Compute:
@@ -27,6 +51,34 @@ class Compute:
 
 
 COMPUTE = Compute()
+
+
+class Wait:
+    """The instruction "pause, then send me None".
+
+    With a *flight*, until that computation in this process lands (or its waiting
+    deadline passes); otherwise for *seconds*.
+    """
+
+    __slots__ = ("flight", "seconds")
+
+    def __init__(
+        self, *, flight: locks.Flight | None = None, seconds: float = 0.0
+    ) -> None:
+        self.flight = flight
+        self.seconds = seconds
+
+    def block(self) -> None:
+        if self.flight is not None:
+            self.flight.wait()
+        else:
+            time.sleep(self.seconds)
+
+    async def pause(self) -> None:
+        if self.flight is not None:
+            await self.flight.wait_async()
+        else:
+            await asyncio.sleep(self.seconds)
 
 
 class Outcome(t.NamedTuple):
@@ -41,6 +93,12 @@ class Outcome(t.NamedTuple):
     timeout: int | None = None
 
 
+Instruction = Compute | Wait
+#: what :func:`get_or_compute` returns: ``(hit, value)`` when it finishes
+Flow = Generator[Instruction, Outcome | None, tuple[bool, t.Any]]
+_Step = Generator[Instruction, Outcome | None, T]
+
+
 def get_or_compute(
     rt: Runtime,
     key: str,
@@ -49,27 +107,272 @@ def get_or_compute(
     timeout: int | None = None,
     forced: bool = False,
     is_stale: Callable[[t.Any], bool] | None = None,
-) -> Generator[Compute, Outcome, tuple[bool, t.Any]]:
-    """Look *key* up; on a miss yield COMPUTE, store the outcome's payload.
+    name: str | None = None,
+    locking: LockOptions = locks.DEFAULT_OPTIONS,
+) -> Flow:
+    """Look *key* up; on a miss yield COMPUTE (and maybe Wait), store the outcome.
 
-    Returns ``(True, payload)`` on a hit and ``(False, result)`` after computing.
+    Returns ``(True, payload)`` on a hit (a stale value served counts as one) and
+    ``(False, result)`` after computing. When the read failed (or the backend is
+    bypassed) nothing is stored, locked or waited for: one call costs at most one
+    failed backend round trip. *name* (the decorated function) names the value in
+    the warning given when it cannot be stored. *locking* holds the decorator's
+    lock and staleness options (:func:`.locks.lock_options`).
     """
     found: list[t.Any] | None = None
+    stale: Entry | None = None
     if not forced:
         found = rt.read([key, *version_keys])
-        if found is not None:
-            entry = unpack(found[0])
-            if (
-                entry is not None
-                and entry[2] == tuple(found[1:])
-                and is_fresh(entry, time.time())
-                and not (is_stale is not None and is_stale(entry[1]))
-            ):
+        if found is None:
+            outcome = yield COMPUTE
+            assert outcome is not None
+            return False, outcome.result
+        entry = _usable(found, is_stale)
+        if entry is not None:
+            if is_fresh(entry, time.time()):
                 return True, entry[1]
-    outcome = yield COMPUTE
-    if outcome.payload is not MISS:
-        store(rt, key, version_keys, found, outcome, timeout)
-    return False, outcome.result
+            stale = entry
+    job = _Job(
+        rt, key, version_keys, timeout, is_stale, name, locking.resolve(rt.settings)
+    )
+    if stale is not None and job.may_serve_stale(stale):
+        return (yield from job.revalidate(found, stale))
+    if job.policy.lock and not forced:
+        return (yield from job.single_flight(found, stale))
+    hit, value, _landing = yield from job.compute(found, stale)
+    return hit, value
+
+
+def _usable(
+    found: Sequence[t.Any], is_stale: Callable[[t.Any], bool] | None
+) -> Entry | None:
+    """The entry in ``found[0]`` if it is ours, of the current versions ``found[1:]``
+    and not rejected by *is_stale*; fresh or not."""
+    entry = unpack(found[0])
+    if entry is None or entry[2] != tuple(found[1:]):
+        return None
+    if is_stale is not None and is_stale(entry[1]):
+        return None
+    return entry
+
+
+class _Job:
+    """One miss (or stale hit) being resolved: the steps share these values."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        key: str,
+        version_keys: Sequence[str],
+        timeout: int | None,
+        is_stale: Callable[[t.Any], bool] | None,
+        name: str | None,
+        policy: Policy,
+    ) -> None:
+        self.rt = rt
+        self.key = key
+        self.version_keys = version_keys
+        self.keys = [key, *version_keys]
+        self.timeout = timeout
+        self.is_stale = is_stale
+        self.name = name
+        self.policy = policy
+
+    # -- small steps -------------------------------------------------------------
+
+    def fresh(self, found: Sequence[t.Any]) -> Entry | None:
+        """The fresh entry in a read of :attr:`keys` (plus extra keys after them)."""
+        entry = _usable(found[: len(self.keys)], self.is_stale)
+        if entry is not None and is_fresh(entry, time.time()):
+            return entry
+        return None
+
+    def may_serve_stale(self, stale: Entry) -> bool:
+        return time.time() < stale[3] + self.policy.stale_while_revalidate
+
+    def run(self) -> _Step[Outcome]:
+        outcome = yield COMPUTE
+        assert outcome is not None
+        return outcome
+
+    def save(self, found: Sequence[t.Any] | None, outcome: Outcome) -> bool:
+        if outcome.payload is MISS:
+            return False
+        if found is not None:
+            found = found[: len(self.keys)]
+        return store(
+            self.rt,
+            self.key,
+            self.version_keys,
+            found,
+            outcome,
+            self.timeout,
+            self.name,
+            self.policy.grace,
+        )
+
+    def rescue(self, exc: Exception, stale: Entry | None) -> bool:
+        """True when *stale* may stand in for the result of a computation that
+        raised *exc* (``stale_if_error``); logs a warning then."""
+        window = self.policy.stale_if_error
+        if stale is None or not window or time.time() >= stale[3] + window:
+            return False
+        logger.warning(
+            "recomputing %s raised %s: %s; serving the stale value (stale_if_error)",
+            self.name or repr(self.key),
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        return True
+
+    # -- the paths ---------------------------------------------------------------
+
+    def compute(
+        self, found: Sequence[t.Any] | None, stale: Entry | None
+    ) -> _Step[tuple[bool, t.Any, Landing]]:
+        """Run the function and store its result, taking no lock."""
+        try:
+            outcome = yield from self.run()
+        except Exception as exc:
+            if stale is not None and self.rescue(exc, stale):
+                return True, stale[1], Landing.FAILED
+            raise
+        stored = self.save(found, outcome)
+        return False, outcome.result, Landing.STORED if stored else Landing.UNSTORED
+
+    def single_flight(
+        self, found: list[t.Any] | None, stale: Entry | None
+    ) -> _Step[tuple[bool, t.Any]]:
+        """A miss with locking: join this process's flight of the key, or lead it."""
+        me = locks.current_owner()
+        backend = self.rt.backend
+        flight, leading = locks.FLIGHTS.join(
+            backend, self.key, me, self.policy.patience
+        )
+        if not leading:
+            if flight.owner != me:  # a re-entrant call must not wait for itself
+                yield Wait(flight=flight)
+                if flight.landing is Landing.STORED:
+                    again = self.rt.read(self.keys)
+                    entry = None if again is None else self.fresh(again)
+                    if entry is not None:
+                        return True, entry[1]
+                    found = again
+            # not stored, failed, or waited too long: compute for ourselves
+            hit, value, _landing = yield from self.compute(found, stale)
+            return hit, value
+        landing = Landing.FAILED
+        try:
+            hit, value, landing = yield from self.lead(flight, found, stale)
+        finally:
+            locks.FLIGHTS.leave(backend, self.key, flight, landing)
+        return hit, value
+
+    def lead(
+        self, flight: locks.Flight, found: list[t.Any] | None, stale: Entry | None
+    ) -> _Step[tuple[bool, t.Any, Landing]]:
+        """Take the backend lock, or wait for its holder's value, then compute."""
+        rt, policy = self.rt, self.policy
+        lkey = locks.lock_key(self.key)
+        token = locks.new_token()
+        got = locks.acquire(rt, lkey, token, policy.lease)
+        holder: t.Any = MISS  # the lock value seen last
+        patience_ends = time.monotonic() + policy.patience
+        backoff = locks.Backoff()
+        while got is False:
+            polled = rt.read([*self.keys, lkey])
+            if polled is None:
+                break
+            entry = self.fresh(polled)
+            if entry is not None:
+                return True, entry[1], Landing.STORED
+            found = polled[:-1]
+            seen = polled[-1]
+            if seen == locks.PASS:
+                break  # the holder's result was not stored: compute, do not queue
+            if seen is None:  # released (or its lease ran out): try to take over
+                got = locks.acquire(rt, lkey, token, policy.lease)
+                if got is not False:
+                    continue
+                seen = holder  # someone else was quicker; no new patience for that
+            now = time.monotonic()
+            if seen != holder:  # a new holder: give it the full lease
+                holder = seen
+                patience_ends = now + policy.patience
+                flight.extend(policy.patience)
+            elif now >= patience_ends:
+                logger.warning(
+                    "waited %.1fs for the cache lock of %r; computing without it",
+                    policy.patience,
+                    self.key,
+                )
+                break
+            yield Wait(seconds=backoff.pause(patience_ends - now))
+        flight.extend(policy.patience)  # from here on the leader computes
+        if got is not True:
+            return (yield from self.compute(found, stale))
+        try:
+            return (yield from self.locked_compute(lkey, token, found, hand_over=True))
+        except Exception as exc:
+            if stale is not None and self.rescue(exc, stale):
+                return True, stale[1], Landing.FAILED
+            raise
+
+    def locked_compute(
+        self, lkey: str, token: str, found: list[t.Any] | None, *, hand_over: bool
+    ) -> _Step[tuple[bool, t.Any, Landing]]:
+        """Holding the lock: re-read (someone may have stored the value just before
+        we took it), compute, store, release. With *hand_over*, a result that was not
+        stored (or an exception) leaves a PASS marker so waiters stop waiting."""
+        stored = False
+        try:
+            again = self.rt.read(self.keys)
+            if again is not None:
+                entry = self.fresh(again)
+                if entry is not None:
+                    stored = True
+                    return True, entry[1], Landing.STORED
+                found = again
+            outcome = yield from self.run()
+            stored = self.save(found, outcome)
+            return False, outcome.result, Landing.STORED if stored else Landing.UNSTORED
+        finally:
+            pass_for = 0.0 if stored or not hand_over else self.policy.lease
+            locks.release(self.rt, lkey, token, pass_for)
+
+    def revalidate(
+        self, found: list[t.Any] | None, stale: Entry
+    ) -> _Step[tuple[bool, t.Any]]:
+        """A stale entry within ``stale_while_revalidate``: one caller refreshes it
+        inline, everyone else gets the stale value at once."""
+        me = locks.current_owner()
+        backend = self.rt.backend
+        flight, leading = locks.FLIGHTS.join(
+            backend, self.key, me, self.policy.patience
+        )
+        if not leading:
+            return True, stale[1]
+        landing = Landing.FAILED
+        try:
+            hit, value, landing = yield from self.refresh(found, stale)
+        finally:
+            locks.FLIGHTS.leave(backend, self.key, flight, landing)
+        return hit, value
+
+    def refresh(
+        self, found: list[t.Any] | None, stale: Entry
+    ) -> _Step[tuple[bool, t.Any, Landing]]:
+        lkey = locks.lock_key(self.key)
+        token = locks.new_token()
+        if locks.acquire(self.rt, lkey, token, self.policy.lease) is not True:
+            return True, stale[1], Landing.UNSTORED  # refreshing elsewhere
+        try:
+            return (yield from self.locked_compute(lkey, token, found, hand_over=False))
+        except Exception as exc:
+            if self.rescue(exc, stale):
+                return True, stale[1], Landing.FAILED
+            raise
 
 
 def store(
@@ -79,8 +382,14 @@ def store(
     found: Sequence[t.Any] | None,
     outcome: Outcome,
     timeout: int | None,
-) -> None:
-    """Write *outcome* under *key*, stamped with the current version tokens."""
+    name: str | None = None,
+    grace: int = 0,
+) -> bool:
+    """Write *outcome* under *key*, stamped with the current version tokens.
+
+    The entry turns stale after the timeout; the backend keeps it *grace* seconds
+    longer so it can still be served stale. Returns whether it was stored.
+    """
     seconds = outcome.timeout if outcome.timeout is not None else timeout
     if seconds is None:
         seconds = rt.default_timeout
@@ -88,50 +397,57 @@ def store(
         if found is None:
             found = rt.read(version_keys)
             if found is None:
-                return
+                return False
             found = [None, *found]
         versions = rt.ensure_versions(version_keys, found[1:])
         if versions is None:
-            return
+            return False
     else:
         versions = ()
-    rt.write(key, pack(outcome.payload, versions, seconds), seconds)
+    keep = seconds + grace if seconds > 0 else 0
+    return rt.write(key, pack(outcome.payload, versions, seconds), keep, name)
 
 
-def drive_sync(
-    flow: Generator[Compute, Outcome, tuple[bool, t.Any]],
-    compute: Callable[[], Outcome],
-) -> tuple[bool, t.Any]:
-    """Run *flow*, calling *compute* when it asks; exceptions reach the flow first."""
+def drive_sync(flow: Flow, compute: Callable[[], Outcome]) -> tuple[bool, t.Any]:
+    """Run *flow*: call *compute* and block on waits when it asks.
+
+    Exceptions (from the function or while waiting) reach the flow first, so it can
+    release what it holds.
+    """
     try:
         instruction = next(flow)
         while True:
-            assert instruction is COMPUTE
+            reply: Outcome | None = None
             try:
-                outcome = compute()
+                if isinstance(instruction, Wait):
+                    instruction.block()
+                else:
+                    reply = compute()
             except BaseException as exc:
                 instruction = flow.throw(exc)
             else:
-                instruction = flow.send(outcome)
+                instruction = flow.send(reply)
     except StopIteration as stop:
         return t.cast(tuple[bool, t.Any], stop.value)
 
 
 async def drive_async(
-    flow: Generator[Compute, Outcome, tuple[bool, t.Any]],
-    compute: Callable[[], Awaitable[Outcome]],
+    flow: Flow, compute: Callable[[], Awaitable[Outcome]]
 ) -> tuple[bool, t.Any]:
-    """Like :func:`drive_sync` for a coroutine function."""
+    """Like :func:`drive_sync` for a coroutine function; waits do not block the loop."""
     try:
         instruction = next(flow)
         while True:
-            assert instruction is COMPUTE
+            reply: Outcome | None = None
             try:
-                outcome = await compute()
+                if isinstance(instruction, Wait):
+                    await instruction.pause()
+                else:
+                    reply = await compute()
             except BaseException as exc:
                 instruction = flow.throw(exc)
             else:
-                instruction = flow.send(outcome)
+                instruction = flow.send(reply)
     except StopIteration as stop:
         return t.cast(tuple[bool, t.Any], stop.value)
 

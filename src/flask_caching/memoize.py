@@ -21,6 +21,7 @@ from collections.abc import Callable
 from .cached import CachedFunction
 from .entry import MISS
 from .keys import ArgumentKey, canonical, digest, function_name, hash_tag, source_digest
+from .locks import lock_options
 from .lookup import (
     Outcome,
     check_callable,
@@ -114,6 +115,10 @@ def make_memoize(
     source_check: bool | None = None,
     args_to_ignore: t.Iterable[str] | None = None,
     is_stale: Callable[[t.Any], bool] | None = None,
+    lock: bool | None = None,
+    lock_timeout: float | None = None,
+    stale_while_revalidate: float | None = None,
+    stale_if_error: float | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Build the ``@memoize`` decorator; options are checked at decoration time."""
     timeout = check_timeout(timeout)
@@ -128,6 +133,7 @@ def make_memoize(
     if isinstance(args_to_ignore, str):
         args_to_ignore = [args_to_ignore]
     skip = unless_caller(unless)
+    locking = lock_options(lock, lock_timeout, stale_while_revalidate, stale_if_error)
 
     def decorator(f: Callable[P, R]) -> CachedFunction[P, R]:
         if isinstance(f, (classmethod, staticmethod)):
@@ -188,6 +194,7 @@ def make_memoize(
                     timeout=wrapper.cache_timeout,
                     forced=forced,
                     is_stale=is_stale,
+                    locking=locking,
                 )
                 hit, value = await drive_async(flow, compute)
                 signal(rt, hit, key, args, kwargs)
@@ -209,6 +216,7 @@ def make_memoize(
                     timeout=wrapper.cache_timeout,
                     forced=forced,
                     is_stale=is_stale,
+                    locking=locking,
                 )
                 hit, value = drive_sync(flow, lambda: outcome_of(f(*args, **kwargs)))
                 signal(rt, hit, key, args, kwargs)

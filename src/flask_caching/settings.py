@@ -48,6 +48,10 @@ TABLE: dict[str, tuple[t.Any, tuple[type, ...] | None]] = {
     "CACHE_SERIALIZER": (None, None),
     "CACHE_SERIALIZER_ALGORITHM": ("sha256", (str,)),
     "CACHE_SECRET_KEY": (None, (str, bytes, list, tuple)),
+    "CACHE_LOCK": (False, (bool,)),
+    "CACHE_LOCK_TIMEOUT": (10, _Number),
+    "CACHE_STALE_WHILE_REVALIDATE": (0, _Number),
+    "CACHE_STALE_IF_ERROR": (0, _Number),
     "CACHE_FAILURE_THRESHOLD": (3, (int,)),
     "CACHE_FAILURE_COOLDOWN": (5.0, _Number),
     "CACHE_PRIVATE_RESPONSES": ("skip", (str,)),
@@ -98,6 +102,11 @@ class Settings:
     source_check: bool
     hash_method: HashMethod
     enable_signals: bool
+    #: one computation per missing key (see flask_caching.locks)
+    lock: bool = False
+    lock_timeout: float = 10.0
+    stale_while_revalidate: int = 0
+    stale_if_error: int = 0
     private_responses: str = "skip"
 
     def __getitem__(self, name: str) -> t.Any:
@@ -151,6 +160,9 @@ def validate(raw: Mapping[str, t.Any]) -> None:
         )
     if raw["CACHE_THRESHOLD"] < 0:
         raise ConfigurationError("CACHE_THRESHOLD must be >= 0")
+    for name in ("CACHE_LOCK_TIMEOUT", "CACHE_STALE_WHILE_REVALIDATE"):
+        _check_seconds(raw, name, positive=name == "CACHE_LOCK_TIMEOUT")
+    _check_seconds(raw, "CACHE_STALE_IF_ERROR", positive=False)
     if raw["CACHE_FAILURE_THRESHOLD"] < 1:
         raise ConfigurationError(
             "CACHE_FAILURE_THRESHOLD (backend failures in a row before the decorators"
@@ -167,6 +179,23 @@ def validate(raw: Mapping[str, t.Any]) -> None:
             "CACHE_PRIVATE_RESPONSES must be 'skip' (do not store responses that "
             "may belong to one user) or 'allow', "
             f"got {raw['CACHE_PRIVATE_RESPONSES']!r}"
+        )
+
+
+def _check_seconds(raw: Mapping[str, t.Any], name: str, *, positive: bool) -> None:
+    """Lock and staleness durations: numbers of seconds (> 0 for the lock lease,
+    which must expire so a crashed holder cannot block its key for ever)."""
+    value = raw[name]
+    bound = "> 0" if positive else ">= 0"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, _Number)
+        or value != value
+        or value in (float("inf"), float("-inf"))
+        or (value <= 0 if positive else value < 0)
+    ):
+        raise ConfigurationError(
+            f"{name} must be a finite number of seconds {bound}, got {value!r}"
         )
 
 
@@ -221,6 +250,10 @@ def build(
         source_check=raw["CACHE_SOURCE_CHECK"],
         hash_method=resolve_hash_method(raw["CACHE_HASH_METHOD"]),
         enable_signals=raw["CACHE_ENABLE_SIGNALS"],
+        lock=raw["CACHE_LOCK"],
+        lock_timeout=float(raw["CACHE_LOCK_TIMEOUT"]),
+        stale_while_revalidate=math.ceil(raw["CACHE_STALE_WHILE_REVALIDATE"]),
+        stale_if_error=math.ceil(raw["CACHE_STALE_IF_ERROR"]),
         private_responses=raw["CACHE_PRIVATE_RESPONSES"],
     )
 

@@ -81,3 +81,26 @@ class BaseCache(_CachelibBaseCache):
 
     def _normalize_timeout(self, timeout: Timeout) -> int:
         return normalize_timeout(timeout, self.default_timeout)
+
+    # -- locks (flask_caching.locks) -------------------------------------------
+
+    def acquire_lock(self, key: str, token: str, timeout: float) -> bool:
+        """Store *token* under *key* for *timeout* seconds (the lease) only if *key*
+        is absent, atomically; True when this caller now holds the lock.
+
+        The default uses :meth:`add`, so it is as atomic as the backend's ``add``.
+        A backend with finer expiry (milliseconds) may override it.
+        """
+        return bool(self.add(key, token, timeout=max(1, math.ceil(timeout))))
+
+    def release_lock(self, key: str, token: str) -> bool:
+        """Delete the lock *key* only if *token* still holds it; True if deleted.
+
+        The default reads then deletes: between the two a lease that just ran out
+        could be taken by someone else, whose lock would then go too. Backends that
+        can compare-and-delete in one step (a Lua script on Redis, a lock held over
+        the dict in SimpleCache) override this.
+        """
+        if self.get(key) != token:
+            return False
+        return bool(self.delete(key))

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import struct
+import sys
 import tempfile
 import time
 import typing as t
@@ -20,6 +21,9 @@ import typing as t
 from ..exceptions import ConfigurationError
 from ..serializers import PickleSerializer
 from .base import BaseCache, Timeout
+
+if sys.platform != "win32":
+    import fcntl
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -32,6 +36,8 @@ _SUFFIX = ".fcache"
 _TMP_PREFIX = ".tmp-"
 #: a temp file older than this was left by a writer that died mid-write
 _TMP_STALE_SECONDS = 60.0
+#: the file whose flock serialises replacing expired entries (see _remove_expired)
+_TAKEOVER_LOCK = ".takeover.lock"
 
 
 class FileSystemCache(BaseCache):
@@ -207,15 +213,44 @@ class FileSystemCache(BaseCache):
             return True
         except FileExistsError:
             pass
-        expiry = self._read_expiry(path)
-        if expiry is not None and not (0 < expiry <= time.time()):
+        if not self._remove_expired(path):
             return False
-        self._unlink(path)  # expired or unreadable: take its place
         try:
             os.link(tmp, path)
             return True
         except FileExistsError:
             return False
+
+    def _remove_expired(self, path: str) -> bool:
+        """Remove *path* if it is expired (or unreadable); False if it is live.
+
+        Racing callers must not each judge the same expired file and then unlink by
+        name: the second unlink would remove the live file the first one just linked
+        in (two ``add`` callers would both win, e.g. both take a lock). So removal
+        happens under an exclusive ``flock`` of one file in the directory. Inside it
+        an existing file cannot be replaced by anyone (``os.link`` fails on an
+        existing name, and removals take the same flock), so check-then-unlink is
+        safe. Without ``fcntl`` (Windows) the removal is best effort.
+        """
+        if sys.platform == "win32":
+            return self._unlink_if_expired(path)
+        try:
+            fd = os.open(
+                os.path.join(self._path, _TAKEOVER_LOCK), os.O_RDWR | os.O_CREAT
+            )
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return self._unlink_if_expired(path)
+        finally:
+            os.close(fd)  # and with it the flock
+
+    def _unlink_if_expired(self, path: str) -> bool:
+        expiry = self._read_expiry(path)
+        if expiry is not None and not (0 < expiry <= time.time()):
+            return False
+        return self._unlink(path)
 
     @staticmethod
     def _unlink(path: str) -> bool:

@@ -122,6 +122,21 @@ class SimpleCache(BaseCache):
         with self._lock:
             return self._cache.pop(key, None) is not None
 
+    def release_lock(self, key: str, token: str) -> bool:
+        """Compare the owner token and delete under the dict's lock (atomic)."""
+        with self._lock:
+            item = self._cache.get(key)
+            if item is None:
+                return False
+            try:
+                held = self.serializer.loads(item[1])
+            except Exception:
+                return False
+            if held != token:
+                return False
+            del self._cache[key]
+            return True
+
     def has(self, key: str) -> bool:
         item = self._cache.get(key)
         return item is not None and not (0 < item[0] <= time.time())
