@@ -50,6 +50,13 @@ def config_for(
         return {"CACHE_TYPE": "SimpleCache"}
     if name == "filesystem":
         return {"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": str(tmp_path / "fs")}
+    if name == "redis-cluster":
+        group = request.getfixturevalue("redis_cluster")
+        return {
+            "CACHE_TYPE": "RedisClusterCache",
+            "CACHE_REDIS_CLUSTER": group.startup,
+            "CACHE_KEY_PREFIX": prefix,
+        }
     if name == "redis":
         server = request.getfixturevalue("redis_server")
         return {
@@ -433,7 +440,7 @@ def test_waiting_is_bounded_by_the_lock_timeout(
 # --- the backend lock ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name", [*BACKENDS, "redis-cluster"])
 def test_release_is_owner_checked(
     name: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -706,3 +713,16 @@ def test_a_killed_holder_blocks_nobody_past_its_lease(
     with app.app_context():
         assert compute(key) == f"{key}@{os.getpid()}"  # and it was stored
     assert mine == [1]
+
+
+def test_redis_leases_are_not_rounded_up_to_seconds(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    app, cache = make_app(config_for("redis", request, tmp_path))
+    backend: BaseCache = runtime(app, cache).backend
+    key = locks_mod.lock_key("short-lease")
+    assert backend.acquire_lock(key, "a", 0.3)
+    assert not backend.acquire_lock(key, "b", 0.3)
+    time.sleep(0.4)
+    assert backend.acquire_lock(key, "b", 0.3)  # SET NX PX 300 ran out
+    assert backend.release_lock(key, "b")

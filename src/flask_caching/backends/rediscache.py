@@ -29,6 +29,7 @@ Choices that hold for all three:
 from __future__ import annotations
 
 import logging
+import math
 import pickle
 import typing as t
 
@@ -307,6 +308,33 @@ class RedisCache(BaseCache):
             self._write_client.close()
             if self._read_client is not self._write_client:
                 self._read_client.close()
+
+    # --- locks (flask_caching.locks) -------------------------------------------
+
+    @translated
+    def acquire_lock(self, key: str, token: str, timeout: float) -> bool:
+        """SET NX PX: the lease in milliseconds, not rounded up to whole seconds."""
+        name = self._prefix() + key
+        lease = max(1, math.ceil(timeout * 1000))
+        dump = self._dump(token)
+        return bool(self._write_client.set(name, dump, px=lease, nx=True))
+
+    @translated
+    def release_lock(self, key: str, token: str) -> bool:
+        """Compare the owner token and delete in one step (a Lua script), so a holder
+        whose lease ran out never deletes the next holder's lock."""
+        name = self._prefix() + key
+        dump = self._dump(token)
+        return bool(self._write_client.eval(_RELEASE_LOCK, 1, name, dump))
+
+
+#: delete KEYS[1] only if it still holds ARGV[1] (the serialized owner token)
+_RELEASE_LOCK = """
+if redis.call("get", KEYS[1]) == ARGV[1] then
+    return redis.call("del", KEYS[1])
+end
+return 0
+"""
 
 
 class RedisSentinelCache(RedisCache):
