@@ -320,6 +320,30 @@ def test_threads_share_safely(
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+def test_counters_under_contention(
+    build: Callable[..., MemcachedCache], client: str
+) -> None:
+    cache = build(client)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for _ in range(25):
+                cache.inc("up")  # incr, after one add wins the first race
+                cache.dec("down")  # negative: compare-and-swap under contention
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert cache.get_many("up", "down") == [300, -300]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
 def test_exhausted_pool_waits_or_raises(
     build: Callable[..., MemcachedCache], client: str
 ) -> None:
@@ -340,6 +364,32 @@ def test_exhausted_pool_waits_or_raises(
     assert waiting.get("k") is None
     assert time.monotonic() - started > 0.1
     holder.join()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("pool_size", [None, 2])
+def test_forked_child_opens_its_own_connections(
+    build: Callable[..., MemcachedCache], client: str, pool_size: int | None
+) -> None:
+    cache = build(client, pool_size=pool_size)
+    cache.set("k", "parent")  # the parent now holds a connection
+    with cache._pool.reserve() as driver:
+        parent_driver = driver
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code, never return to pytest
+        code = 1
+        try:
+            with cache._pool.reserve() as driver:
+                fresh = driver is not parent_driver
+            cache.set("k", "child")
+            code = 0 if fresh and cache.get("k") == "child" else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cache.get("k") == "child"  # the parent's connection still works
+    with cache._pool.reserve() as driver:
+        assert driver is parent_driver
 
 
 # --- keys and values -------------------------------------------------------------
@@ -412,7 +462,8 @@ def test_timeouts_in_memcached_terms(build: Callable[..., MemcachedCache]) -> No
     cache = build("pymemcache")
     assert cache._exptime(0) == 0 and cache._exptime(-1) is None
     assert cache._exptime(30 * 86400) == 30 * 86400
-    assert abs(cache._exptime(40 * 86400) - (time.time() + 40 * 86400)) < 5  # type: ignore[operator]
+    absolute = cache._exptime(40 * 86400)
+    assert absolute is not None and abs(absolute - time.time() - 40 * 86400) < 5
     assert cache.set("far", 1, timeout=40 * 86400) and cache.get("far") == 1
     assert cache.set("big", b"x" * (2 << 20)) is False  # over the item size: refused
 

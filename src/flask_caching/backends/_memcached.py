@@ -1,4 +1,4 @@
-"""Plumbing shared by the memcached backends: keys, values, the driver interface, a pool.
+"""Plumbing for the memcached backends: keys, values, the driver interface, a pool.
 
 The backends in :mod:`.memcache` talk to the server through a small :class:`Driver`
 interface (bytes in, bytes out, valid keys only; implementations for each client
@@ -15,6 +15,7 @@ exceptions are translated in one place, :meth:`Pool.reserve`, into
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import re
 import threading
@@ -175,12 +176,18 @@ class Pool:
     With ``size=None`` each thread gets its own clone of *template*, made on first
     use (client objects are not thread-safe). With a size, at most *size* clones are
     shared; when all are busy, :meth:`reserve` waits (``blocking``) or raises.
+
+    A forked child (gunicorn, uWSGI workers) never uses the parent's connections: it
+    starts with no clients. The inherited ones are kept, unused, because freeing a
+    pylibmc client sends ``quit`` on a socket the parent still uses.
     """
 
     def __init__(self, template: Driver, size: int | None, blocking: bool) -> None:
         self.template = template
         self.size = size
         self.blocking = blocking
+        self._pid = os.getpid()
+        self._inherited: list[object] = []
         self._local = threading.local()
         self._clones: weakref.WeakSet[Driver] = weakref.WeakSet()
         self._idle: list[Driver] = []
@@ -205,6 +212,8 @@ class Pool:
             self._give_back(driver)
 
     def _take(self) -> Driver:
+        if self._pid != os.getpid():
+            self._forget_parent()
         if self.size is None:
             driver: Driver | None = getattr(self._local, "driver", None)
             if driver is None:
@@ -229,6 +238,17 @@ class Pool:
                 self._cond.notify()
             raise
 
+    def _forget_parent(self) -> None:
+        # After fork() only the forking thread exists, so no lock is needed (and the
+        # old one may have been held by a thread that is gone).
+        self._inherited.append((self._local, self._idle, list(self._clones)))
+        self._local = threading.local()
+        self._clones = weakref.WeakSet()
+        self._idle = []
+        self._created = 0
+        self._cond = threading.Condition()
+        self._pid = os.getpid()
+
     def _clone(self) -> Driver:
         driver = self.template.clone()
         self._clones.add(driver)
@@ -240,7 +260,7 @@ class Pool:
             driver.close()
 
     def _give_back(self, driver: Driver) -> None:
-        if self.size is None:
+        if self.size is None or self._pid != os.getpid():
             return
         with self._cond:
             self._idle.append(driver)

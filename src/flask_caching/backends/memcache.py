@@ -1,4 +1,4 @@
-"""memcached backends: ``MemcachedCache``, ``SASLMemcachedCache``, ``SpreadSASLMemcachedCache``.
+"""memcached backends: MemcachedCache, SASLMemcachedCache, SpreadSASLMemcachedCache.
 
 How they behave, and why:
 
@@ -11,12 +11,16 @@ How they behave, and why:
   with ``pool_size`` a bounded pool is shared (``pool_blocking`` waits for a free one,
   otherwise a busy pool raises).
 * **Failures are fast and loud.** Connect and read timeouts default to 0.5 s
-  (``connect_timeout``/``timeout``) and nothing retries. Every operation raises
+  (``connect_timeout``/``timeout``) and nothing retries. Every operation that talks
+  to the server (``get``, ``get_many``, ``get_dict``, ``has``, ``set``, ``add``,
+  ``set_many``, ``delete``, ``delete_many``, ``inc``, ``dec``, ``clear``) raises
   :class:`~flask_caching.exceptions.BackendError` when the server fails or cannot be
-  reached; the decorators catch it and run the function (fail open). Only a stored
-  value that cannot be loaded is turned into a miss. One exception: pylibmc hides a
-  read *timeout* (a hung server) as a miss; libmemcached then marks the server down,
-  so the next calls raise at once until its ``retry_timeout`` (2 s) has passed.
+  reached, with the driver's exception as its cause; the decorators catch it and run
+  the function (fail open). A stored value that cannot be loaded is a miss; a value
+  over ``maximum_value_length`` is not sent (``set`` returns ``False``).
+  python-memcached itself reports most failures as misses, and pylibmc hides a read
+  *timeout* (a hung server) as a miss; libmemcached then marks the server down, so
+  the next calls raise at once until its ``retry_timeout`` (2 s) has passed.
 * **Keys** memcached would refuse (over 250 bytes, spaces, control or non-ASCII
   characters, a leading ``~``) are stored under ``prefix + "~h:" + sha256(key)``.
 * **Values**: an ``int`` is stored as decimal text, so ``incr`` runs on the server;
@@ -27,11 +31,19 @@ How they behave, and why:
   30 days is sent as a unix time, as memcached requires.
 * **clear()** flushes the *whole server*, whatever the prefix: memcached cannot list
   or delete keys by prefix. Give apps that must not clear each other their own server.
+  (Refusing instead would make ``clear`` useless: CACHE_KEY_PREFIX has a default.)
+* **has()** is a ``get``: memcached has no cheaper existence test.
+* **SASL** (:class:`SASLMemcachedCache`): the pylibmc wheel's bundled libsasl2 looks
+  for its plugins in the wrong folder. Unless ``SASL_PATH`` is set, it is pointed at
+  the system's (``/usr/lib/<multiarch>/sasl2`` etc.; Debian: libsasl2-modules) before
+  pylibmc is first imported; see :func:`._memcached_drivers.ensure_sasl_plugin_path`.
+* **Forks**: a forked worker opens its own connections on first use.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 import typing as t
 from collections.abc import Mapping, Sequence
@@ -69,10 +81,11 @@ DEFAULT_ITEM_SIZE = 1024 * 1024
 #: room left in each item for the key and memcached's item header
 ITEM_HEADROOM = 512
 #: how often ``inc``/``dec`` retry a compare-and-swap that lost a race
-CAS_ATTEMPTS = 16
+CAS_ATTEMPTS = 32
 
 
 def _positive(name: str, value: t.Any, integer: bool = False) -> None:
+    """Raise unless CACHE_OPTIONS *name* is a positive number (an int if *integer*)."""
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
         raise ConfigurationError(
@@ -82,6 +95,7 @@ def _positive(name: str, value: t.Any, integer: bool = False) -> None:
 
 
 def _check_servers(servers: t.Any) -> list[str]:
+    """CACHE_MEMCACHED_SERVERS as a list, or a ConfigurationError saying why not."""
     if servers is None:
         return ["127.0.0.1:11211"]
     if isinstance(servers, str):  # "host:port" or several, comma/space separated
@@ -369,50 +383,57 @@ class MemcachedCache(BaseCache):
     def inc(self, key: str, delta: int = 1) -> int | None:
         """Add *delta* atomically; a missing key starts from 0.
 
-        Non-negative deltas on a stored non-negative decimal use memcached ``incr``
-        (one request; it keeps the key's expiry). Otherwise (negative numbers, a
-        custom serializer) a compare-and-swap loop runs, which resets the expiry to
-        the default timeout. memcached counters wrap at 2**64.
+        A non-negative delta on a stored non-negative decimal is memcached ``incr``
+        (one request; it keeps the key's expiry; counters wrap at 2**64). Anything
+        else (a negative delta or value, a value the serializer wrote) runs a
+        compare-and-swap loop, which resets the expiry to the default timeout and
+        backs off briefly when it loses a race. Losing :data:`CAS_ATTEMPTS` races in
+        a row raises BackendError.
         """
         mkey = self._keys(key)
-        if delta >= 0:
+        numeric = delta >= 0
+        for attempt in range(CAS_ATTEMPTS):
             with self._pool.reserve() as driver:
-                try:
-                    value = driver.incr(mkey, delta)
-                except NotANumber:
-                    value = None
-                else:
-                    if value is not None:
-                        return value
-                    if driver.add(mkey, encode(self.serializer, delta), self._ttl()):
-                        return delta
-        return self._inc_by_cas(key, mkey, delta)
-
-    def dec(self, key: str, delta: int = 1) -> int | None:
-        """Subtract *delta* atomically; a missing key starts from 0 (see :meth:`inc`)."""
-        return self.inc(key, -delta)
-
-    def _ttl(self) -> int:
-        return self._exptime(None) or 0
-
-    def _inc_by_cas(self, key: str, mkey: str, delta: int) -> int:
-        for _ in range(CAS_ATTEMPTS):
-            with self._pool.reserve() as driver:
+                if numeric:
+                    try:
+                        value = driver.incr(mkey, delta)
+                    except NotANumber:
+                        numeric = False
+                    else:
+                        if value is not None:
+                            return value
+                        if driver.add(
+                            mkey, encode(self.serializer, delta), self._ttl()
+                        ):
+                            return delta
+                        continue  # created meanwhile: incr again
                 raw, token = driver.gets(mkey)
                 if raw is None:
                     if driver.add(mkey, encode(self.serializer, delta), self._ttl()):
                         return delta
                     continue
-            current = self._load(raw)
-            if current is None:
-                current = 0
-            if type(current) is not int:
-                raise TypeError(f"cannot increment {key!r}: it holds {current!r}")
-            new = current + delta
+            new = self._int_value(key, raw) + delta
             with self._pool.reserve() as driver:
                 if driver.cas(mkey, encode(self.serializer, new), token, self._ttl()):
                     return new
+            time.sleep(random.uniform(0, 0.001 * (attempt + 1)))
         raise BackendError(f"inc({key!r}) lost {CAS_ATTEMPTS} races in a row")
+
+    def dec(self, key: str, delta: int = 1) -> int | None:
+        """Subtract *delta* atomically; a missing key starts from 0 (see ``inc``)."""
+        return self.inc(key, -delta)
+
+    def _ttl(self) -> int:
+        return self._exptime(None) or 0
+
+    def _int_value(self, key: str, raw: bytes) -> int:
+        """The stored int a counter continues from (0 if unreadable)."""
+        current = self._load(raw)
+        if current is None:
+            return 0
+        if type(current) is not int:
+            raise TypeError(f"cannot increment {key!r}: it holds {current!r}")
+        return current
 
 
 def __getattr__(name: str) -> t.Any:

@@ -1,4 +1,4 @@
-"""Compatibility path: ``UWSGICache`` lives in :mod:`flask_caching.contrib.uwsgicache`."""
+"""Compatibility path: ``UWSGICache`` is defined in :mod:`..contrib.uwsgicache`."""
 
 from __future__ import annotations
 
