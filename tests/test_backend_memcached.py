@@ -484,6 +484,21 @@ def test_clear_flushes_the_whole_server(
     assert one.get("k") is None and two.get("k") is None  # documented: every prefix
 
 
+@pytest.mark.parametrize("client", CLIENTS)
+def test_locks_compare_and_delete(
+    build: Callable[..., MemcachedCache], client: str
+) -> None:
+    cache = build(client)
+    assert cache.acquire_lock("lock", "a", 0.5) is True
+    assert cache.acquire_lock("lock", "b", 0.5) is False
+    assert cache.release_lock("lock", "b") is False and cache.get("lock") == "a"
+    cache.delete("lock")  # as if a's lease ran out, and b took the lock
+    assert cache.acquire_lock("lock", "b", 5) is True
+    assert cache.release_lock("lock", "a") is False and cache.get("lock") == "b"
+    assert cache.release_lock("lock", "b") is True and cache.get("lock") is None
+    assert cache.release_lock("lock", "b") is False
+
+
 # --- round trips -----------------------------------------------------------------
 
 

@@ -33,7 +33,9 @@ __all__ = [
     "PickleSerializer",
     "Pool",
     "Serializer",
+    "check_positive",
     "check_prefix",
+    "check_servers",
     "decode",
     "encode",
 ]
@@ -97,6 +99,41 @@ class KeyMapper:
             return prefix + key
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         return f"{prefix}~h:{digest}"
+
+
+def check_positive(name: str, value: t.Any, integer: bool = False) -> None:
+    """Raise unless CACHE_OPTIONS *name* is a positive number (an int if *integer*)."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        raise ConfigurationError(
+            f"CACHE_OPTIONS {name} must be a positive "
+            f"{'integer' if integer else 'number'}, got {value!r}"
+        )
+
+
+def check_servers(servers: t.Any) -> list[str]:
+    """CACHE_MEMCACHED_SERVERS as a list, or a ConfigurationError saying why not."""
+    if servers is None:
+        return ["127.0.0.1:11211"]
+    if isinstance(servers, str):  # "host:port" or several, comma/space separated
+        servers = servers.replace(",", " ").split()
+    if not isinstance(servers, (list, tuple)) or not servers:
+        raise ConfigurationError(
+            "CACHE_MEMCACHED_SERVERS must be a non-empty list of 'host:port' "
+            f"strings, e.g. ['127.0.0.1:11211'], got {servers!r}"
+        )
+    for server in servers:
+        ok = isinstance(server, str) and (
+            server.startswith(("/", "unix:"))
+            or server.rpartition(":")[2].isdigit()
+            and server.rpartition(":")[0] != ""
+        )
+        if not ok:
+            raise ConfigurationError(
+                "CACHE_MEMCACHED_SERVERS entries must be 'host:port' or a unix "
+                f"socket path, got {server!r}"
+            )
+    return list(servers)
 
 
 class Serializer(t.Protocol):

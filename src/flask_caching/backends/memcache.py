@@ -43,6 +43,7 @@ How they behave, and why:
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 import typing as t
@@ -57,6 +58,8 @@ from ._memcached import (
     Pool,
     Prefix,
     Serializer,
+    check_positive,
+    check_servers,
     decode,
     encode,
 )
@@ -82,41 +85,6 @@ DEFAULT_ITEM_SIZE = 1024 * 1024
 ITEM_HEADROOM = 512
 #: how often ``inc``/``dec`` retry a compare-and-swap that lost a race
 CAS_ATTEMPTS = 32
-
-
-def _positive(name: str, value: t.Any, integer: bool = False) -> None:
-    """Raise unless CACHE_OPTIONS *name* is a positive number (an int if *integer*)."""
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-        raise ConfigurationError(
-            f"CACHE_OPTIONS {name} must be a positive "
-            f"{'integer' if integer else 'number'}, got {value!r}"
-        )
-
-
-def _check_servers(servers: t.Any) -> list[str]:
-    """CACHE_MEMCACHED_SERVERS as a list, or a ConfigurationError saying why not."""
-    if servers is None:
-        return ["127.0.0.1:11211"]
-    if isinstance(servers, str):  # "host:port" or several, comma/space separated
-        servers = servers.replace(",", " ").split()
-    if not isinstance(servers, (list, tuple)) or not servers:
-        raise ConfigurationError(
-            "CACHE_MEMCACHED_SERVERS must be a non-empty list of 'host:port' "
-            f"strings, e.g. ['127.0.0.1:11211'], got {servers!r}"
-        )
-    for server in servers:
-        ok = isinstance(server, str) and (
-            server.startswith(("/", "unix:"))
-            or server.rpartition(":")[2].isdigit()
-            and server.rpartition(":")[0] != ""
-        )
-        if not ok:
-            raise ConfigurationError(
-                "CACHE_MEMCACHED_SERVERS entries must be 'host:port' or a unix "
-                f"socket path, got {server!r}"
-            )
-    return list(servers)
 
 
 class MemcachedCache(BaseCache):
@@ -161,10 +129,10 @@ class MemcachedCache(BaseCache):
         super().__init__(default_timeout)
         self._keys = KeyMapper(key_prefix or "")
         if pool_size is not None:
-            _positive("pool_size", pool_size, integer=True)
-        _positive("connect_timeout", connect_timeout)
-        _positive("timeout", timeout)
-        _positive("maximum_value_length", maximum_value_length, integer=True)
+            check_positive("pool_size", pool_size, integer=True)
+        check_positive("connect_timeout", connect_timeout)
+        check_positive("timeout", timeout)
+        check_positive("maximum_value_length", maximum_value_length, integer=True)
         if maximum_value_length <= ITEM_HEADROOM:
             raise ConfigurationError(
                 f"CACHE_OPTIONS maximum_value_length must exceed {ITEM_HEADROOM}"
@@ -174,7 +142,7 @@ class MemcachedCache(BaseCache):
         #: turns values into bytes and back (``dumps``/``loads``); replaceable
         self.serializer: Serializer = serializer or PickleSerializer()
         self.client_name, template = self._make_driver(
-            _check_servers(servers), client, connect_timeout, timeout, client_options
+            check_servers(servers), client, connect_timeout, timeout, client_options
         )
         self._pool = Pool(template, pool_size, bool(pool_blocking))
 
@@ -422,6 +390,24 @@ class MemcachedCache(BaseCache):
     def dec(self, key: str, delta: int = 1) -> int | None:
         """Subtract *delta* atomically; a missing key starts from 0 (see ``inc``)."""
         return self.inc(key, -delta)
+
+    # -- locks (flask_caching.locks) -------------------------------------------
+
+    def acquire_lock(self, key: str, token: str, timeout: float) -> bool:
+        """memcached ``add`` with the lease rounded up plus one second: the server's
+        clock ticks whole seconds, so a lease of N may otherwise end after N - 1."""
+        lease = max(1, math.ceil(timeout)) + 1
+        return self.add(key, token, timeout=lease)
+
+    def release_lock(self, key: str, token: str) -> bool:
+        """Compare-and-delete in one step: ``gets``, then a ``cas`` that stores the
+        item already expired, which fails if anyone changed the lock meanwhile."""
+        mkey = self._keys(key)
+        with self._pool.reserve() as driver:
+            raw, cas_token = driver.gets(mkey)
+            if raw is None or self._load(raw) != token:
+                return False
+            return driver.cas(mkey, raw, cas_token, -1)
 
     def _ttl(self) -> int:
         return self._exptime(None) or 0
