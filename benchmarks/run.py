@@ -41,6 +41,9 @@ UPSTREAM_VENV = HERE / ".venv-upstream"
 UPSTREAM = "Flask-Caching==2.5.1"
 #: taken from requirements/dev.txt so both sides run on the same libraries
 SHARED_PINS = ("flask", "werkzeug", "cachelib", "redis", "pylibmc", "blinker")
+#: client libraries our side needs beyond requirements/demo.txt (pymemcache for
+#: the extra round-trip rows of MemcachedCache with CACHE_OPTIONS client=pymemcache)
+OURS_CLIENTS = ("redis", "pylibmc", "pymemcache")
 WORKLOAD = HERE / "workload.py"
 
 BACKEND_NAMES = {
@@ -60,12 +63,12 @@ def log(message: str) -> None:
 # -- environments ----------------------------------------------------------------
 
 
-def pins() -> list[str]:
-    """``name==version`` lines of requirements/dev.txt for the shared libraries."""
+def pins(names: tuple[str, ...] = SHARED_PINS) -> list[str]:
+    """``name==version`` lines of requirements/dev.txt for *names* (lowercase)."""
     found = []
     for line in (ROOT / "requirements" / "dev.txt").read_text().splitlines():
         name, sep, _version = line.strip().partition("==")
-        if sep and name.lower() in SHARED_PINS:
+        if sep and name.lower() in names:
             found.append(line.strip())
     return found
 
@@ -87,21 +90,26 @@ def make_venv(venv: Path) -> None:
 
 
 def ensure_ours() -> Path:
-    """The project's .venv, with the package and the redis/memcached clients."""
+    """The project's .venv, with the package and the redis/memcached clients.
+
+    A missing .venv is made as ``dev.py`` makes it (requirements/demo.txt plus the
+    package, editable) with the client libraries pinned in requirements/dev.txt; an
+    existing one only gets what it lacks.
+    """
     python = python_of(OURS_VENV)
+    clients = pins(OURS_CLIENTS)
     if not python.exists():
         make_venv(OURS_VENV)
-        pip_install(
-            OURS_VENV, "-r", str(ROOT / "requirements" / "demo.txt"), "-e", str(ROOT)
-        )
+        demo = str(ROOT / "requirements" / "demo.txt")
+        pip_install(OURS_VENV, "-r", demo, *clients, "-e", str(ROOT))
+        return python
     probe = subprocess.run(
-        [str(python), "-c", "import flask_caching, redis, pylibmc"],
+        [str(python), "-c", "import flask_caching, redis, pylibmc, pymemcache"],
         capture_output=True,
         cwd=HERE,
     )
     if probe.returncode != 0:
-        wanted = [p for p in pins() if p.split("==")[0].lower() in ("redis", "pylibmc")]
-        pip_install(OURS_VENV, *wanted, "-e", str(ROOT))
+        pip_install(OURS_VENV, *clients, "-e", str(ROOT))
     return python
 
 
@@ -701,7 +709,9 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds", type=int, help="timing rounds per side (default 5; quick 2)"
     )
     parser.add_argument(
-        "--pairs", type=int, help="batch pairs per comparison per round (default 4)"
+        "--pairs",
+        type=int,
+        help="batch pairs per comparison per round (default 6; quick 2)",
     )
     parser.add_argument(
         "--batch",
@@ -723,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds is None:
         args.rounds = 2 if args.quick else 5
     if args.pairs is None:
-        args.pairs = 2 if args.quick else 4
+        args.pairs = 2 if args.quick else 6
     if args.batch is None:
         args.batch = 0.005 if args.quick else 0.02
     results = measure(args)
