@@ -247,9 +247,20 @@ class FileSystemCache(BaseCache):
             os.close(fd)  # and with it the flock
 
     def _unlink_if_expired(self, path: str) -> bool:
-        expiry = self._read_expiry(path)
-        if expiry is not None and not (0 < expiry <= time.time()):
+        # Only a file that exists and was judged here is removed: when *path* is
+        # missing, a racing add() may link its live file in at any moment, and a
+        # blind unlink would take it away again (two winners).
+        try:
+            with open(path, "rb") as f:
+                head = f.read(_HEADER.size)
+        except FileNotFoundError:
+            return True  # nothing to remove; os.link decides who wins
+        except OSError:
             return False
+        if len(head) == _HEADER.size:
+            (expiry,) = _HEADER.unpack(head)
+            if not (0 < expiry <= time.time()):
+                return False
         return self._unlink(path)
 
     @staticmethod
@@ -273,7 +284,7 @@ class FileSystemCache(BaseCache):
         for entry in entries:
             expiry = self._read_expiry(entry.path)
             if expiry is None or 0 < expiry <= now:
-                self._unlink(entry.path)
+                self._remove_expired(entry.path)  # never a live file put in its place
                 continue
             try:
                 aged.append((entry.stat().st_mtime, entry.path))
