@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import re
 import threading
 import typing as t
@@ -25,6 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..exceptions import BackendError, ConfigurationError
+from ..serializers import PickleSerializer as PickleSerializer
+from ..serializers import Serializer as Serializer
 
 __all__ = [
     "Driver",
@@ -134,31 +135,6 @@ def check_servers(servers: t.Any) -> list[str]:
                 f"socket path, got {server!r}"
             )
     return list(servers)
-
-
-class Serializer(t.Protocol):
-    """What the backends need from ``serializer`` (cachelib's interface)."""
-
-    def dumps(self, value: t.Any, /) -> bytes: ...
-    def loads(self, data: bytes, /) -> t.Any: ...
-
-
-class PickleSerializer:
-    """The default serializer: pickle protocol 5, also reading cachelib's ``b"!"``.
-
-    The extension replaces it according to CACHE_SERIALIZER; this default keeps a
-    directly constructed backend usable and readable by released Flask-Caching.
-    """
-
-    def dumps(self, value: t.Any) -> bytes:
-        """Pickle *value* with protocol 5, which every supported Python reads."""
-        return pickle.dumps(value, 5)
-
-    def loads(self, data: bytes) -> t.Any:
-        """Unpickle *data*; raises on bytes that are not a pickle."""
-        if data[:1] == b"!":
-            data = data[1:]
-        return pickle.loads(data)
 
 
 def encode(serializer: Serializer, value: t.Any) -> bytes:

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import typing as t
 
 from ..exceptions import BackendError, ConfigurationError
+from ..serializers import PickleSerializer, Serializer
 from ._redis_clients import (
     DEFAULT_SOCKET_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
@@ -66,29 +66,6 @@ CLEAR_BATCH_SIZE = 1000
 
 _DIGIT_START = frozenset(b"-0123456789")
 _GLOB_SPECIALS = "\\*?[]"
-
-
-class _Serializer(t.Protocol):
-    def dumps(self, value: t.Any) -> bytes: ...
-    def loads(self, data: bytes) -> t.Any: ...
-
-
-class _PickleSerializer:
-    """The default serializer: plain pickle, also reading cachelib's ``b"!"`` format.
-
-    The extension replaces it according to CACHE_SERIALIZER; this default keeps a
-    directly constructed backend usable and readable by released Flask-Caching.
-    """
-
-    def dumps(self, value: t.Any) -> bytes:
-        """Pickle *value* with protocol 5, which every supported Python reads."""
-        return pickle.dumps(value, 5)
-
-    def loads(self, data: bytes) -> t.Any:
-        """Unpickle *data*; raises on bytes that are not a pickle."""
-        if data[:1] == b"!":
-            data = data[1:]
-        return pickle.loads(data)
 
 
 class RedisCache(BaseCache):
@@ -159,7 +136,7 @@ class RedisCache(BaseCache):
         self._owns_clients = owned
         self._driver_errors = driver_errors()
         self.key_prefix = key_prefix or ""
-        self.serializer: _Serializer = _PickleSerializer()
+        self.serializer: Serializer = PickleSerializer()
 
     @classmethod
     def factory(
