@@ -29,7 +29,7 @@ The options, per decorator or as CACHE_* defaults:
     ``stale_while_revalidate`` is set, so the cold path is protected too).
 ``lock_timeout`` / CACHE_LOCK_TIMEOUT
     the lease, and how long a caller waits for any one holder before computing for
-    itself (seconds, default 10; the wait gets up to 1 s more, see
+    itself (seconds, default 10; the wait gets up to 1.5 s more, see
     :attr:`Policy.patience`). Give it the longest the computation should take.
 ``stale_while_revalidate`` / CACHE_STALE_WHILE_REVALIDATE
     seconds past the timeout during which the old value is still served while one
@@ -98,10 +98,12 @@ class Policy:
 
     @property
     def patience(self) -> float:
-        """How long a caller waits for one holder: the lease, plus up to a second
-        for a dead holder's lease to run out (backends expire in whole seconds) and
-        be taken over by one waiter, rather than all of them giving up at once."""
-        return self.lease + min(self.lease, 1.0)
+        """How long a caller waits for one holder: the lease plus a margin of 1.5 s
+        (at most twice the lease). Backends that count whole seconds keep a lock up
+        to a second longer than asked (memcached rounds the lease up and adds one),
+        and when a dead holder's lock expires, one waiter should take it over and
+        compute, rather than every waiter giving up at that moment and computing."""
+        return self.lease + min(2 * self.lease, 1.5)
 
     @property
     def grace(self) -> int:
