@@ -208,6 +208,8 @@ def make_cached(
             return bool(check_stale(_from_payload(payload)))
 
     def decorator(f: Callable[P, R]) -> CachedFunction[P, R]:
+        # names the function in the warning about a result that cannot be stored
+        label = f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', f)}"
         src_cache: dict[t.Any, str] = {}
         guard = Guard(
             getattr(f, "__qualname__", repr(f)),
@@ -324,6 +326,7 @@ def make_cached(
                     forced=forced,
                     is_stale=stale,
                     locking=locking,
+                    name=label,
                 )
                 hit, value = await drive_async(flow, compute)
                 return finish(rt, key, hit, value, args, kwargs)
@@ -344,6 +347,7 @@ def make_cached(
                     forced=forced,
                     is_stale=stale,
                     locking=locking,
+                    name=label,
                 )
                 hit, value = drive_sync(flow, lambda: outcome_of(f(*args, **kwargs)))
                 return finish(rt, key, hit, value, args, kwargs)

@@ -195,6 +195,7 @@ def make_memoize(
                     forced=forced,
                     is_stale=is_stale,
                     locking=locking,
+                    name=names.name,
                 )
                 hit, value = await drive_async(flow, compute)
                 signal(rt, hit, key, args, kwargs)
@@ -217,6 +218,7 @@ def make_memoize(
                     forced=forced,
                     is_stale=is_stale,
                     locking=locking,
+                    name=names.name,
                 )
                 hit, value = drive_sync(flow, lambda: outcome_of(f(*args, **kwargs)))
                 signal(rt, hit, key, args, kwargs)
