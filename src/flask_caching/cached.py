@@ -21,12 +21,15 @@ from .entry import MISS, data_to_response, is_response_data, response_to_data
 from .keys import query_digest, source_digest
 from .locks import lock_options
 from .lookup import (
+    UNREAD,
     Outcome,
+    Unread,
     check_callable,
     check_timeout,
     drive_async,
     drive_sync,
     get_or_compute,
+    try_hit,
     unless_caller,
 )
 from .privacy import Guard, PrivateMode, check_private, parse_vary
@@ -315,6 +318,11 @@ def make_cached(
                 if started is None:
                     return await f(*args, **kwargs)
                 rt, key, forced = started
+                found: list[t.Any] | None | Unread = UNREAD
+                if not forced:
+                    payload, found = try_hit(rt, [key], stale)
+                    if payload is not MISS:
+                        return finish(rt, key, True, payload, args, kwargs)
 
                 async def compute() -> Outcome:
                     return outcome_of(await f(*args, **kwargs))
@@ -327,6 +335,7 @@ def make_cached(
                     is_stale=stale,
                     locking=locking,
                     name=label,
+                    prefetched=found,
                 )
                 hit, value = await drive_async(flow, compute)
                 return finish(rt, key, hit, value, args, kwargs)
@@ -340,6 +349,11 @@ def make_cached(
                 if started is None:
                     return f(*args, **kwargs)
                 rt, key, forced = started
+                found: list[t.Any] | None | Unread = UNREAD
+                if not forced:
+                    payload, found = try_hit(rt, [key], stale)
+                    if payload is not MISS:
+                        return finish(rt, key, True, payload, args, kwargs)
                 flow = get_or_compute(
                     rt,
                     key,
@@ -348,6 +362,7 @@ def make_cached(
                     is_stale=stale,
                     locking=locking,
                     name=label,
+                    prefetched=found,
                 )
                 hit, value = drive_sync(flow, lambda: outcome_of(f(*args, **kwargs)))
                 return finish(rt, key, hit, value, args, kwargs)

@@ -34,13 +34,13 @@ class _Miss(enum.Enum):
 MISS: t.Final = _Miss.MISS
 Miss = t.Literal[_Miss.MISS]
 
-Entry = tuple[str, t.Any, tuple[str, ...], float]
+Entry = tuple[str, t.Any, tuple[int, ...], float]
 
 #: payload marker for a response stored as (status, headers, body)
 RESPONSE_TAG = "fc-response"
 
 
-def pack(payload: t.Any, versions: tuple[str, ...], timeout: int) -> Entry:
+def pack(payload: t.Any, versions: tuple[int, ...], timeout: int) -> Entry:
     """Wrap *payload*; with ``timeout`` 0 the entry never goes stale."""
     fresh_until = time.time() + timeout if timeout > 0 else 0.0
     return (MAGIC, payload, versions, fresh_until)

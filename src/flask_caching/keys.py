@@ -113,6 +113,22 @@ class ArgumentKey:
         #: the first parameter (self/cls) is keyed separately by the caller
         self._skip_first = skip_first
         self._signature = inspect.signature(f)
+        start = 1 if skip_first else 0
+        #: positions of the named parameters that are part of the key
+        self._kept = [
+            i
+            for i, name in enumerate(self._names)
+            if i >= start and name not in ignored
+        ]
+        #: every parameter named, positional, kept: a call passing all of them
+        #: positionally needs no binding at all
+        self._plain = (
+            not ignored
+            and not skip_first
+            and self._var_positional is None
+            and self._var_keyword is None
+            and self._n_positional == len(self._names)
+        )
 
     @property
     def first_name(self) -> str | None:
@@ -147,12 +163,10 @@ class ArgumentKey:
 
     def key(self, args: Sequence[t.Any], kwargs: dict[str, t.Any]) -> str:
         """The canonical string of a call (without self/cls when skip_first)."""
+        if self._plain and not kwargs and len(args) == len(self._names):
+            return ",".join([canonical(value) for value in args])
         values = self.bind(args, kwargs)
-        parts = []
-        start = 1 if self._skip_first else 0
-        for name, value in zip(self._names[start:], values[start:], strict=True):
-            if name not in self._ignored:
-                parts.append(canonical(value))
+        parts = [canonical(values[i]) for i in self._kept]
         if self._var_positional and self._var_positional not in self._ignored:
             parts.append(canonical(tuple(args[self._n_positional :])))
         if self._var_keyword and self._var_keyword not in self._ignored:
@@ -165,7 +179,8 @@ class ArgumentKey:
 
 def digest(text: str, hash_method: HashMethod) -> str:
     """Hex digest of *text*, shortened to 32 characters (128 bits)."""
-    return str(hash_method(text.encode("utf-8")).hexdigest()[:32])
+    hexdigest: str = hash_method(text.encode("utf-8")).hexdigest()
+    return hexdigest[:32]
 
 
 def query_digest(pairs: Iterable[tuple[str, str]], hash_method: HashMethod) -> str:

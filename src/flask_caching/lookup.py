@@ -93,6 +93,13 @@ class Outcome(t.NamedTuple):
     timeout: int | None = None
 
 
+class Unread:
+    """The type of :data:`UNREAD`: nothing has been read for this call yet."""
+
+
+UNREAD = Unread()
+
+
 Instruction = Compute | Wait
 #: what :func:`get_or_compute` returns: ``(hit, value)`` when it finishes
 Flow = Generator[Instruction, Outcome | None, tuple[bool, t.Any]]
@@ -109,6 +116,7 @@ def get_or_compute(
     is_stale: Callable[[t.Any], bool] | None = None,
     name: str | None = None,
     locking: LockOptions = locks.DEFAULT_OPTIONS,
+    prefetched: list[t.Any] | None | Unread = UNREAD,
 ) -> Flow:
     """Look *key* up; on a miss yield COMPUTE (and maybe Wait), store the outcome.
 
@@ -117,12 +125,16 @@ def get_or_compute(
     bypassed) nothing is stored, locked or waited for: one call costs at most one
     failed backend round trip. *name* (the decorated function) names the value in
     the warning given when it cannot be stored. *locking* holds the decorator's
-    lock and staleness options (:func:`.locks.lock_options`).
+    lock and staleness options (:func:`.locks.lock_options`). *prefetched* is what
+    :func:`try_hit` already read (None: that read failed).
     """
     found: list[t.Any] | None = None
     stale: Entry | None = None
     if not forced:
-        found = rt.read([key, *version_keys])
+        if isinstance(prefetched, Unread):
+            found = rt.read([key, *version_keys])
+        else:
+            found = prefetched
         if found is None:
             outcome = yield COMPUTE
             assert outcome is not None
@@ -141,6 +153,22 @@ def get_or_compute(
         return (yield from job.single_flight(found, stale))
     hit, value, _landing = yield from job.compute(found, stale)
     return hit, value
+
+
+def try_hit(
+    rt: Runtime, keys: list[str], is_stale: Callable[[t.Any], bool] | None
+) -> tuple[t.Any, list[t.Any] | None]:
+    """The fast path of a hit: one read, no generator.
+
+    Returns ``(payload, found)`` for a fresh hit and ``(MISS, found)`` otherwise;
+    pass *found* on to :func:`get_or_compute` as ``prefetched``.
+    """
+    found = rt.read(keys)
+    if found is not None:
+        entry = _usable(found, is_stale)
+        if entry is not None and (not entry[3] or time.time() < entry[3]):
+            return entry[1], found
+    return MISS, found
 
 
 def _usable(

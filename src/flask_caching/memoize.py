@@ -23,12 +23,15 @@ from .entry import MISS
 from .keys import ArgumentKey, canonical, digest, function_name, hash_tag, source_digest
 from .locks import lock_options
 from .lookup import (
+    UNREAD,
     Outcome,
+    Unread,
     check_callable,
     check_timeout,
     drive_async,
     drive_sync,
     get_or_compute,
+    try_hit,
     unless_caller,
 )
 from .runtime import Runtime, new_version
@@ -183,6 +186,12 @@ def make_memoize(
                 if started is None:
                     return await f(*args, **kwargs)
                 rt, key, version_keys, forced = started
+                found: list[t.Any] | None | Unread = UNREAD
+                if not forced:
+                    payload, found = try_hit(rt, [key, *version_keys], is_stale)
+                    if payload is not MISS:
+                        signal(rt, True, key, args, kwargs)
+                        return payload
 
                 async def compute() -> Outcome:
                     return outcome_of(await f(*args, **kwargs))
@@ -196,6 +205,7 @@ def make_memoize(
                     is_stale=is_stale,
                     locking=locking,
                     name=names.name,
+                    prefetched=found,
                 )
                 hit, value = await drive_async(flow, compute)
                 signal(rt, hit, key, args, kwargs)
@@ -210,6 +220,12 @@ def make_memoize(
                 if started is None:
                     return f(*args, **kwargs)
                 rt, key, version_keys, forced = started
+                found: list[t.Any] | None | Unread = UNREAD
+                if not forced:
+                    payload, found = try_hit(rt, [key, *version_keys], is_stale)
+                    if payload is not MISS:
+                        signal(rt, True, key, args, kwargs)
+                        return payload
                 flow = get_or_compute(
                     rt,
                     key,
@@ -219,6 +235,7 @@ def make_memoize(
                     is_stale=is_stale,
                     locking=locking,
                     name=names.name,
+                    prefetched=found,
                 )
                 hit, value = drive_sync(flow, lambda: outcome_of(f(*args, **kwargs)))
                 signal(rt, hit, key, args, kwargs)

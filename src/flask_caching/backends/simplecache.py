@@ -91,7 +91,21 @@ class SimpleCache(BaseCache):
             return None
 
     def get_many(self, *keys: str) -> list[t.Any]:
-        return [self.get(key) for key in keys]
+        # one loop with local names: this is every decorator hit's only call
+        cache = self._cache
+        loads = self.serializer.loads
+        now = time.time()
+        values: list[t.Any] = []
+        for key in keys:
+            item = cache.get(key)
+            if item is None or (item[0] and item[0] <= now):
+                values.append(None)
+                continue
+            try:
+                values.append(loads(item[1]))
+            except Exception:
+                values.append(None)
+        return values
 
     def _store(self, key: str, value: t.Any, timeout: Timeout, only_new: bool) -> bool:
         expires = self._expiry(timeout)
