@@ -224,6 +224,16 @@ def make_cached(
             filtered=response_filter is not None,
         )
 
+        static_prefix = key_prefix if isinstance(key_prefix, str) else ""
+        formatted = "%s" in static_prefix
+        plain_key = (
+            make_cache_key is None
+            and isinstance(key_prefix, str)
+            and not query_string
+            and hash_method is None
+            and not guard.keyed
+        )
+
         def source_suffix(rt: Runtime, hasher: Callable[..., t.Any]) -> str:
             check = (
                 source_check if source_check is not None else rt.settings.source_check
@@ -242,6 +252,10 @@ def make_cached(
             path: str | None = None,
             query_args: t.Any = None,
         ) -> str:
+            if plain_key and path is None:
+                # the default view key: no hashing, no query, no vary
+                key = static_prefix % request.path if formatted else static_prefix
+                return key + source_suffix(rt, rt.settings.hash_method)
             hasher = hash_method or rt.settings.hash_method
             if make_cache_key is not None:
                 key = make_cache_key(*args, **kwargs) + guard.key_part(hasher)

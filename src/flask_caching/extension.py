@@ -15,6 +15,13 @@ from collections.abc import Callable, Mapping
 
 from flask import Flask, current_app
 
+try:  # the app context without the proxy's overhead (every decorated call uses it)
+    from flask.globals import _cv_app
+except ImportError:  # pragma: no cover - a Flask that moved it
+    import contextvars
+
+    _cv_app = contextvars.ContextVar("flask_caching_no_app")
+
 from . import settings as settings_mod
 from .backends import BUILTIN, load_builtin
 from .backends.base import BaseCache, Timeout
@@ -152,6 +159,9 @@ class Cache:
     # -- which app --------------------------------------------------------------
 
     def _app(self) -> Flask:
+        ctx = _cv_app.get(None)
+        if ctx is not None:
+            return ctx.app
         try:
             return t.cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
         except RuntimeError:
@@ -165,7 +175,8 @@ class Cache:
     def _runtime(self) -> Runtime:
         app = self._app()
         try:
-            return t.cast(Runtime, app.extensions[_RUNTIMES][self])
+            rt: Runtime = app.extensions[_RUNTIMES][self]
+            return rt
         except KeyError:
             raise RuntimeError(
                 f"This Cache was not set up for app {app.name!r}: call cache.init_app(app)"
