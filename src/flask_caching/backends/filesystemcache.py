@@ -33,6 +33,8 @@ logger = logging.getLogger("flask_caching")
 
 _HEADER = struct.Struct(">d")
 _SUFFIX = ".fcache"
+#: pruning removes entries down to this share of the threshold
+_PRUNE_TO = 0.8
 _TMP_PREFIX = ".tmp-"
 #: a temp file older than this was left by a writer that died mid-write
 _TMP_STALE_SECONDS = 60.0
@@ -70,6 +72,9 @@ class FileSystemCache(BaseCache):
             )
         self._path = os.path.abspath(cache_dir)
         self._threshold = threshold
+        #: entries seen at the last listing, and writes since (see _prune)
+        self._known_count = 0
+        self._writes_since_count = self._threshold  # list on the first write
         self._mode = _parse_mode(mode)
         self._hash = hash_method
         self.ignore_errors = ignore_errors
@@ -274,9 +279,18 @@ class FileSystemCache(BaseCache):
             return False
 
     def _prune(self) -> None:
+        # Listing the directory on every write made writes O(entries); instead
+        # count writes since the last listing and list again only when they could
+        # have reached the threshold. Pruning goes down to 80% of it, so the
+        # expensive pass (opening every file) runs once per many writes.
         if not self._threshold:
             return
+        self._writes_since_count += 1
+        if self._known_count + self._writes_since_count < self._threshold:
+            return
         entries = self._entries()
+        self._writes_since_count = 0
+        self._known_count = len(entries)
         if len(entries) < self._threshold:
             return
         now = time.time()
@@ -290,10 +304,11 @@ class FileSystemCache(BaseCache):
                 aged.append((entry.stat().st_mtime, entry.path))
             except OSError:
                 continue
-        overflow = len(aged) - self._threshold + 1
+        overflow = len(aged) - int(self._threshold * _PRUNE_TO)
         if overflow > 0:
             for _mtime, path in sorted(aged)[:overflow]:
                 self._unlink(path)
+        self._known_count = min(len(aged), int(self._threshold * _PRUNE_TO))
 
     # -- the cache interface -------------------------------------------------------
 
