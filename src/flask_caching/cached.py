@@ -21,17 +21,15 @@ from .entry import MISS, data_to_response, is_response_data, response_to_data
 from .keys import query_digest, source_digest
 from .locks import lock_options
 from .lookup import (
-    UNREAD,
+    Flow,
     Outcome,
-    Unread,
     check_callable,
     check_timeout,
     drive_async,
     drive_sync,
-    get_or_compute,
-    try_hit,
     unless_caller,
 )
+from .lookup import begin as lookup_begin
 from .privacy import Guard, PrivateMode, check_private, parse_vary
 from .runtime import Runtime
 from .signals import cache_view_hit, cache_view_miss
@@ -310,9 +308,10 @@ def make_cached(
                 rv.headers[HIT_HEADER] = "True"
             return rv
 
-        def start(
+        def begin(
             args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
-        ) -> tuple[Runtime, str, bool] | None:
+        ) -> tuple[Runtime, str, t.Any, Flow | None] | None:
+            """None to bypass the cache; else the hit's payload or the miss's flow."""
             if skip is not None and skip(f, *args, **kwargs):
                 return None
             rt = get_runtime()
@@ -321,37 +320,32 @@ def make_cached(
             except Exception as exc:
                 rt.failed("key", getattr(f, "__qualname__", "?"), exc)
                 return None
-            forced = bool(forced_update()) if forced_update is not None else False
-            return rt, key, forced
+            payload, flow = lookup_begin(
+                rt,
+                key,
+                forced=bool(forced_update()) if forced_update is not None else False,
+                is_stale=stale,
+                timeout=wrapper.cache_timeout,
+                locking=locking,
+                name=label,
+            )
+            return rt, key, payload, flow
 
         if inspect.iscoroutinefunction(f):
 
             @functools.wraps(f)
             async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-                started = start(args, kwargs)
-                if started is None:
+                begun = begin(args, kwargs)
+                if begun is None:
                     return await f(*args, **kwargs)
-                rt, key, forced = started
-                found: list[t.Any] | None | Unread = UNREAD
-                if not forced:
-                    payload, found = try_hit(rt, [key], stale)
-                    if payload is not MISS:
-                        return finish(rt, key, True, payload, args, kwargs)
+                rt, key, value, flow = begun
+                hit = flow is None
 
                 async def compute() -> Outcome:
                     return outcome_of(await f(*args, **kwargs))
 
-                flow = get_or_compute(
-                    rt,
-                    key,
-                    timeout=wrapper.cache_timeout,
-                    forced=forced,
-                    is_stale=stale,
-                    locking=locking,
-                    name=label,
-                    prefetched=found,
-                )
-                hit, value = await drive_async(flow, compute)
+                if flow is not None:
+                    hit, value = await drive_async(flow, compute)
                 return finish(rt, key, hit, value, args, kwargs)
 
             wrapper = t.cast(CachedFunction[P, R], async_wrapper)
@@ -359,26 +353,14 @@ def make_cached(
 
             @functools.wraps(f)
             def sync_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-                started = start(args, kwargs)
-                if started is None:
+                begun = begin(args, kwargs)
+                if begun is None:
                     return f(*args, **kwargs)
-                rt, key, forced = started
-                found: list[t.Any] | None | Unread = UNREAD
-                if not forced:
-                    payload, found = try_hit(rt, [key], stale)
-                    if payload is not MISS:
-                        return finish(rt, key, True, payload, args, kwargs)
-                flow = get_or_compute(
-                    rt,
-                    key,
-                    timeout=wrapper.cache_timeout,
-                    forced=forced,
-                    is_stale=stale,
-                    locking=locking,
-                    name=label,
-                    prefetched=found,
-                )
-                hit, value = drive_sync(flow, lambda: outcome_of(f(*args, **kwargs)))
+                rt, key, value, flow = begun
+                hit = flow is None
+                if flow is not None:
+                    compute = lambda: outcome_of(f(*args, **kwargs))  # noqa: E731
+                    hit, value = drive_sync(flow, compute)
                 return finish(rt, key, hit, value, args, kwargs)
 
             wrapper = t.cast(CachedFunction[P, R], sync_wrapper)

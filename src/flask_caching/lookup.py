@@ -171,6 +171,39 @@ def try_hit(
     return MISS, found
 
 
+def begin(
+    rt: Runtime,
+    key: str,
+    version_keys: Sequence[str] = (),
+    *,
+    forced: bool = False,
+    is_stale: Callable[[t.Any], bool] | None = None,
+    timeout: int | None = None,
+    name: str | None = None,
+    locking: LockOptions = locks.DEFAULT_OPTIONS,
+) -> tuple[t.Any, Flow | None]:
+    """Start one decorated call: ``(payload, None)`` for a fresh hit, answered by
+    one read and no generator, else ``(MISS, flow)`` where *flow* resolves the miss
+    (see :func:`get_or_compute`; it reuses the read already made)."""
+    found: list[t.Any] | None | Unread = UNREAD
+    if not forced:
+        payload, found = try_hit(rt, [key, *version_keys], is_stale)
+        if payload is not MISS:
+            return payload, None
+    flow = get_or_compute(
+        rt,
+        key,
+        version_keys,
+        timeout=timeout,
+        forced=forced,
+        is_stale=is_stale,
+        name=name,
+        locking=locking,
+        prefetched=found,
+    )
+    return MISS, flow
+
+
 def _usable(
     found: Sequence[t.Any], is_stale: Callable[[t.Any], bool] | None
 ) -> Entry | None:

@@ -23,17 +23,15 @@ from .entry import MISS
 from .keys import ArgumentKey, canonical, digest, function_name, hash_tag, source_digest
 from .locks import lock_options
 from .lookup import (
-    UNREAD,
+    Flow,
     Outcome,
-    Unread,
     check_callable,
     check_timeout,
     drive_async,
     drive_sync,
-    get_or_compute,
-    try_hit,
     unless_caller,
 )
+from .lookup import begin as lookup_begin
 from .runtime import Runtime, new_version
 from .signals import cache_memoize_hit, cache_memoize_miss
 
@@ -155,15 +153,25 @@ def make_memoize(
                 return Outcome(rv, MISS)
             return Outcome(rv, rv)
 
-        def start(
+        def begin(
             args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
-        ) -> tuple[Runtime, str, list[str], bool] | None:
+        ) -> tuple[Runtime, str, t.Any, Flow | None] | None:
+            """None to bypass the cache; else the hit's value or the miss's flow."""
             if skip is not None and skip(f, *args, **kwargs):
                 return None
             rt = get_runtime()
-            value_key, version_keys = names.keys(rt, args, kwargs)
-            forced = bool(forced_update()) if forced_update is not None else False
-            return rt, value_key, version_keys, forced
+            key, version_keys = names.keys(rt, args, kwargs)
+            value, flow = lookup_begin(
+                rt,
+                key,
+                version_keys,
+                forced=bool(forced_update()) if forced_update is not None else False,
+                is_stale=is_stale,
+                timeout=wrapper.cache_timeout,
+                locking=locking,
+                name=names.name,
+            )
+            return rt, key, value, flow
 
         def signal(
             rt: Runtime, hit: bool, key: str, args: t.Any, kwargs: t.Any
@@ -182,32 +190,17 @@ def make_memoize(
 
             @functools.wraps(f)
             async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-                started = start(args, kwargs)
-                if started is None:
+                begun = begin(args, kwargs)
+                if begun is None:
                     return await f(*args, **kwargs)
-                rt, key, version_keys, forced = started
-                found: list[t.Any] | None | Unread = UNREAD
-                if not forced:
-                    payload, found = try_hit(rt, [key, *version_keys], is_stale)
-                    if payload is not MISS:
-                        signal(rt, True, key, args, kwargs)
-                        return payload
+                rt, key, value, flow = begun
+                hit = flow is None
 
                 async def compute() -> Outcome:
                     return outcome_of(await f(*args, **kwargs))
 
-                flow = get_or_compute(
-                    rt,
-                    key,
-                    version_keys,
-                    timeout=wrapper.cache_timeout,
-                    forced=forced,
-                    is_stale=is_stale,
-                    locking=locking,
-                    name=names.name,
-                    prefetched=found,
-                )
-                hit, value = await drive_async(flow, compute)
+                if flow is not None:
+                    hit, value = await drive_async(flow, compute)
                 signal(rt, hit, key, args, kwargs)
                 return value
 
@@ -216,28 +209,14 @@ def make_memoize(
 
             @functools.wraps(f)
             def sync_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-                started = start(args, kwargs)
-                if started is None:
+                begun = begin(args, kwargs)
+                if begun is None:
                     return f(*args, **kwargs)
-                rt, key, version_keys, forced = started
-                found: list[t.Any] | None | Unread = UNREAD
-                if not forced:
-                    payload, found = try_hit(rt, [key, *version_keys], is_stale)
-                    if payload is not MISS:
-                        signal(rt, True, key, args, kwargs)
-                        return payload
-                flow = get_or_compute(
-                    rt,
-                    key,
-                    version_keys,
-                    timeout=wrapper.cache_timeout,
-                    forced=forced,
-                    is_stale=is_stale,
-                    locking=locking,
-                    name=names.name,
-                    prefetched=found,
-                )
-                hit, value = drive_sync(flow, lambda: outcome_of(f(*args, **kwargs)))
+                rt, key, value, flow = begun
+                hit = flow is None
+                if flow is not None:
+                    compute = lambda: outcome_of(f(*args, **kwargs))  # noqa: E731
+                    hit, value = drive_sync(flow, compute)
                 signal(rt, hit, key, args, kwargs)
                 return value
 
