@@ -23,7 +23,7 @@ from jinja2.parser import Parser
 from markupsafe import Markup
 
 from .keys import make_template_fragment_key
-from .lookup import Outcome, drive_sync, get_or_compute
+from .lookup import Outcome, begin, drive_sync
 from .runtime import Runtime
 
 #: attribute of the Jinja environment holding the function that finds the Runtime
@@ -82,6 +82,8 @@ class CacheExtension(Extension):
             body = caller()
             return Outcome(body, str(body))
 
-        _hit, value = drive_sync(get_or_compute(rt, key, timeout=seconds), compute)
+        value, flow = begin(rt, key, timeout=seconds)
+        if flow is not None:
+            _hit, value = drive_sync(flow, compute)
         # the stored text was rendered (and escaped) by the template already
         return Markup(value) if isinstance(value, str) else str(value)
