@@ -281,3 +281,37 @@ def test_killed_redis_raises_in_debug_mode(throwaway_redis: RedisServer) -> None
         client.get("/page/b")
     with app.app_context():
         cache.cache.close()  # type: ignore[attr-defined]
+
+
+class _Account:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __repr__(self) -> str:
+        return f"Account({self.n})"
+
+
+def test_instance_version_keys_expire_and_the_function_one_does_not(
+    make_redis_app: MakeApp, redis_backend: Backend
+) -> None:
+    """Objects that come and go must not leave a version key each on the server."""
+    app, cache = make_redis_app()
+
+    class Account(_Account):
+        @cache.memoize(timeout=60)
+        def balance(self) -> int:
+            return self.n
+
+    with app.app_context():
+        Account(1).balance()
+        _value_key, (function_key, instance_key) = (
+            Account.balance._flask_caching_memoize.keys(  # type: ignore[attr-defined]
+                cache._runtime(), (Account(1),), {}
+            )
+        )
+        assert redis_backend.ttl(function_key) == -1
+        assert 60 < redis_backend.ttl(instance_key) <= 120
+        cache.delete_memoized(Account(1).balance)
+        assert redis_backend.ttl(instance_key) == -2  # dropped, not rewritten
+        assert Account(1).balance() == 1  # a miss that recreates it
+        assert 60 < redis_backend.ttl(instance_key) <= 120

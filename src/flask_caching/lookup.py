@@ -460,7 +460,8 @@ def store(
             if found is None:
                 return False
             found = [None, *found]
-        versions = rt.ensure_versions(version_keys, found[1:])
+        keep = seconds + grace if seconds > 0 else 0
+        versions = rt.ensure_versions(version_keys, found[1:], 2 * keep)
         if versions is None:
             return False
     else:

@@ -274,10 +274,11 @@ def delete_memoized(rt: Runtime, f: t.Any, *args: t.Any, **kwargs: t.Any) -> Non
         rt.backend.delete(value_key)
         return
     if bound_to is not None and names.is_method:
-        version_key = names.instance_version_key(rt, bound_to)
+        # dropping the instance's version key is enough: the next write creates a
+        # new one (with its expiry), and entries stamped with the old one miss
+        rt.backend.delete(names.instance_version_key(rt, bound_to))
     else:
-        version_key = names.function_version_key(rt)
-    rt.backend.set(version_key, new_version(), timeout=0)
+        rt.backend.set(names.function_version_key(rt), new_version(), timeout=0)
 
 
 def delete_memoized_verhash(rt: Runtime, f: t.Any) -> None:

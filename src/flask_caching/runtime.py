@@ -164,22 +164,31 @@ class Runtime:
         return deleted
 
     def ensure_versions(
-        self, version_keys: Sequence[str], found: Sequence[t.Any]
+        self,
+        version_keys: Sequence[str],
+        found: Sequence[t.Any],
+        instance_ttl: int = 0,
     ) -> tuple[int, ...] | None:
         """The current version tokens, creating the missing ones (first writer wins).
+
+        The function's own version key (the first) never expires; per-instance
+        ones live *instance_ttl* seconds (0: forever), so objects that come and
+        go leave no keys behind. A version key that expires only turns the
+        entries written under it into misses.
 
         Tokens are integers: Redis and memcached store those raw, outside the
         serializer, so reading them costs no unpickling and no signature check.
         """
         versions = []
         breaker = self.writes
-        for vkey, token in zip(version_keys, found, strict=True):
+        for i, (vkey, token) in enumerate(zip(version_keys, found, strict=True)):
             if type(token) is not int:
                 if not breaker.allow():
                     return None
                 token = new_version()
                 try:
-                    if not self.backend.add(vkey, token, timeout=0):
+                    ttl = instance_ttl if i else 0
+                    if not self.backend.add(vkey, token, timeout=ttl):
                         token = self.backend.get(vkey)
                 except Exception as exc:
                     self.backend_failed(breaker, "version", vkey, exc)
