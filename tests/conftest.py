@@ -7,7 +7,7 @@ take one of the function-scoped throwaway fixtures instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 from servers import (
@@ -15,10 +15,30 @@ from servers import (
     MemcachedServer,
     RedisServer,
     SentinelGroup,
+    in_ci,
     start_memcached,
     start_memcached_sasl,
     start_redis,
 )
+
+#: skips that describe what a backend cannot do, not something missing here
+DESIGNED_SKIPS = ("clear() is not scoped by key prefix",)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, None]:
+    """Under CI=true a skip (a missing server, client library or tool) is a failure."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and in_ci() and not hasattr(report, "wasxfail"):
+        reason = str(report.longrepr)
+        if not any(designed in reason for designed in DESIGNED_SKIPS):
+            report.outcome = "failed"
+            report.longrepr = (
+                f"skipped under CI=true, which must run everything: {reason}"
+            )
 
 
 @pytest.fixture(scope="session")
