@@ -2,12 +2,14 @@
 
 What the contract suite does not cover: settings, each client library, pools under
 threads, key mapping, values and serializers, round trips counted on the wire, SASL
-credentials, spread values, fast failure and ``clear`` flushing the whole server.
+credentials, spread values, fast failure and recovery, and how ``clear`` finds a
+prefix's keys (or flushes the whole server when it cannot).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import selectors
 import socket
@@ -23,8 +25,9 @@ import pytest
 from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from servers import HOST, MemcachedServer, free_port
+from servers import HOST, MemcachedServer, free_port, start_memcached
 
+from flask_caching.backends import _memcached
 from flask_caching.backends._memcached import MAX_KEY_LENGTH, KeyMapper
 from flask_caching.backends._memcached_drivers import (
     PylibmcDriver,
@@ -89,15 +92,20 @@ def build(
 
 
 def server_keys(port: int, start: str) -> set[str]:
-    """Keys on a plain memcached that begin with *start* (``lru_crawler metadump``)."""
-    with socket.create_connection((HOST, port), timeout=2) as sock:
-        sock.sendall(b"lru_crawler metadump all\r\n")
-        data = b""
-        while not data.endswith(b"END\r\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+    """Keys on a plain memcached that begin with *start* (``lru_crawler metadump``,
+    retried while the crawler is busy with someone else's)."""
+    for _ in range(100):
+        with socket.create_connection((HOST, port), timeout=2) as sock:
+            sock.sendall(b"lru_crawler metadump all\r\n")
+            data = b""
+            while not data.endswith(b"END\r\n") and not data.startswith(b"BUSY"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        if not data.startswith(b"BUSY"):
+            break
+        time.sleep(0.02)
     keys = set()
     for line in data.decode().splitlines():
         if line.startswith("key="):
@@ -421,6 +429,30 @@ def test_key_mapping_is_injective_and_valid(a: str, b: str) -> None:
     assert (mapper(a) == mapper(b)) == (a == b)
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.text() | st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127)))
+def test_fast_key_mapping_matches_the_reference(key: str) -> None:
+    fixed = KeyMapper("pre_")  # memoized fast path
+    computed = KeyMapper(lambda: "pre_")  # a callable prefix takes the slow path
+    assert fixed.map(key) == computed.map(key) == fixed(key) == fixed.map(key)
+
+
+def test_key_memo_is_bounded_and_stays_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_memcached, "MEMO_SIZE", 8)
+    mapper = KeyMapper("m_")
+    keys = [f"k{i}" for i in range(50)] + ["with space", "é", "k" * 300, "~x", ""]
+    for _ in range(2):
+        assert [mapper.map(key) for key in keys] == [
+            KeyMapper(lambda: "m_").map(key) for key in keys
+        ]
+    cells = [cell.cell_contents for cell in mapper.map.__closure__ or ()]
+    memo = next(cell for cell in cells if isinstance(cell, dict))
+    assert 0 < len(memo) <= 8
+    for bad in (b"bytes", 5, ["list"]):
+        with pytest.raises(TypeError, match="cache keys must be str"):
+            mapper.map(bad)  # type: ignore[arg-type]
+
+
 def test_callable_prefix(build: Callable[..., MemcachedCache]) -> None:
     tenant = ["one_"]
     cache = build("pymemcache", key_prefix=lambda: tenant[0])
@@ -458,6 +490,49 @@ def test_values_and_serializer(
     assert cache.get("doc") == {"a": [1, 2]} and cache.inc("n") == 43
 
 
+@pytest.mark.parametrize("json_values", [False, True], ids=["pickle", "json"])
+def test_loader_and_dumper_match_decode_and_encode(json_values: bool) -> None:
+    import json
+    import pickle
+
+    from flask_caching.serializers import PickleSerializer
+
+    class JSONSerializer:
+        def dumps(self, value: t.Any) -> bytes:
+            return json.dumps(value).encode()
+
+        def loads(self, data: bytes) -> t.Any:
+            return json.loads(data)
+
+    serializer: t.Any = JSONSerializer() if json_values else PickleSerializer()
+    load = _memcached.make_loader(serializer)
+    dump = _memcached.make_dumper(serializer)
+    values: list[t.Any] = [0, -5, 2**70, "text", [1, "a"], {"k": None}, None, True]
+    for value in values:
+        payload = dump(value)
+        assert payload == _memcached.encode(serializer, value)
+        assert load(payload) == _memcached.decode(serializer, payload) == value
+    raws: list[t.Any] = [
+        None,
+        "not bytes",
+        b"",
+        b"12 ",
+        b"-3",
+        b"\x80junk",
+        pickle.dumps("p"),
+        b"!" + pickle.dumps("legacy"),
+        b'"j"',
+    ]
+    for raw in raws:
+        try:
+            expected = _memcached.decode(serializer, raw) if raw is not None else None
+        except Exception:
+            expected = None
+        if not isinstance(raw, bytes):
+            expected = None
+        assert load(raw) == expected, raw
+
+
 def test_timeouts_in_memcached_terms(build: Callable[..., MemcachedCache]) -> None:
     cache = build("pymemcache")
     assert cache._exptime(0) == 0 and cache._exptime(-1) is None
@@ -468,16 +543,130 @@ def test_timeouts_in_memcached_terms(build: Callable[..., MemcachedCache]) -> No
     assert cache.set("big", b"x" * (2 << 20)) is False  # over the item size: refused
 
 
-def test_clear_flushes_the_whole_server(
+ALL_CLIENTS = [
+    *CLIENTS,
+    pytest.param(
+        "memcache",
+        marks=[
+            pytest.mark.skipif(
+                not importlib.util.find_spec("memcache"), reason="not installed"
+            ),
+            # python-memcached leaves its per-thread sockets to the GC
+            pytest.mark.filterwarnings(
+                "ignore::pytest.PytestUnraisableExceptionWarning"
+            ),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize("client", ALL_CLIENTS)
+def test_clear_deletes_only_its_prefix(
+    build: Callable[..., MemcachedCache],
+    memcached_server: MemcachedServer,
+    client: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("flask_caching.backends.memcache.CLEAR_BATCH", 7)
+    tag = uuid.uuid4().hex[:8]
+    mine = build(client, key_prefix=f"mine-{tag}:")
+    other = build(client, key_prefix=f"other-{tag}:")
+    longer = build(client, key_prefix=f"mine-{tag}:x")  # extends mine: cleared too
+    odd = ["with space", "ключ", "k" * 300, "~tilde"]  # stored under hashed keys
+    assert len(mine.set_many({**{f"k{i}": i for i in range(40)}, **dict.fromkeys(odd)}))
+    other.set_many({f"k{i}": i for i in range(40)})
+    longer.set("y", 1)
+    assert len(server_keys(memcached_server.port, f"mine-{tag}:")) == 40 + 4 + 1
+    assert mine.clear() is True
+    assert server_keys(memcached_server.port, f"mine-{tag}:") == set()
+    assert mine.get_many("k0", "k39", *odd) == [None] * 6 and longer.get("y") is None
+    assert other.get_many(*(f"k{i}" for i in range(40))) == list(range(40))
+    assert mine.clear() is True  # nothing left: still fine
+
+
+def test_clear_without_a_prefix_flushes_the_server(
     throwaway_memcached: MemcachedServer, made: list[MemcachedCache]
 ) -> None:
-    one = MemcachedCache(
-        [throwaway_memcached.address], key_prefix="one_", client="pymemcache"
-    )
-    two = MemcachedCache(
+    bare = MemcachedCache([throwaway_memcached.address], client="pymemcache")
+    other = MemcachedCache(
         [throwaway_memcached.address], key_prefix="two_", client="pymemcache"
     )
-    made += [one, two]
+    made += [bare, other]
+    bare.set("k", 1)
+    other.set("k", 2)
+    assert bare.clear() is True
+    assert bare.get("k") is None and other.get("k") is None
+
+
+@pytest.mark.parametrize(
+    "option", [("-o", "no_lru_crawler"), ("-X",)], ids=["no-crawler", "no-dump"]
+)
+def test_clear_flushes_everything_with_a_warning_when_keys_cannot_be_listed(
+    made: list[MemcachedCache], caplog: pytest.LogCaptureFixture, option: tuple[str]
+) -> None:
+    server = start_memcached(*option)
+    try:
+        one, two = (
+            MemcachedCache([server.address], key_prefix=p, client="pymemcache")
+            for p in ("one_", "two_")
+        )
+        made += [one, two]
+        one.set("k", 1)
+        two.set("k", 2)
+        with caplog.at_level(logging.WARNING, logger="flask_caching"):
+            assert one.clear() is True
+        assert one.get("k") is None and two.get("k") is None
+        (record,) = [r for r in caplog.records if r.name == "flask_caching"]
+        assert "cannot list its keys" in record.getMessage()
+        assert record.levelno == logging.WARNING
+    finally:
+        server.close()
+
+
+def test_clear_waits_for_a_busy_crawler_then_gives_up(
+    build: Callable[..., MemcachedCache], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = build("pymemcache")
+    cache.set("k", 1)
+    real = _memcached._metadump
+    answers: list[str] = []
+
+    def busy_twice(sock: socket.socket, prefix: bytes) -> list[str] | None:
+        answers.append("busy" if len(answers) < 2 else "listed")
+        return None if len(answers) <= 2 else real(sock, prefix)
+
+    monkeypatch.setattr(_memcached, "_metadump", busy_twice)
+    assert cache.clear() is True and cache.get("k") is None
+    assert answers == ["busy", "busy", "listed"]
+
+    cache.set("k", 1)
+    monkeypatch.setattr(_memcached, "_metadump", lambda sock, prefix: None)
+    monkeypatch.setattr(_memcached, "BUSY_WAIT", 0.1)
+    started = time.monotonic()
+    with pytest.raises(BackendError, match="stayed busy"):
+        cache.clear()
+    assert time.monotonic() - started < 1.0
+    assert cache.get("k") == 1  # nothing flushed instead
+
+
+def test_clear_on_a_silent_server_times_out(
+    build: Callable[..., MemcachedCache],
+) -> None:
+    with socket.create_server((HOST, 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        cache = build("pymemcache", servers=[f"{HOST}:{port}"], timeout=0.2)
+        started = time.monotonic()
+        with pytest.raises(BackendError, match="listing keys for clear"):
+            cache.clear()
+        assert time.monotonic() - started < 1.0
+
+
+def test_sasl_clear_flushes_the_whole_server(
+    memcached_sasl_server: MemcachedServer, made: list[MemcachedCache]
+) -> None:
+    pytest.importorskip("pylibmc")
+    one = sasl_cache(memcached_sasl_server, made)
+    two = sasl_cache(memcached_sasl_server, made)
     one.set("k", 1)
     two.set("k", 2)
     assert one.clear() is True
@@ -563,18 +752,96 @@ def test_silent_server_times_out(
     with socket.create_server((HOST, 0)) as silent:  # accepts, never answers
         port = silent.getsockname()[1]
         cache = build(client, servers=[f"{HOST}:{port}"], timeout=0.2)
-        started = time.monotonic()
-        if client == "pylibmc":  # hides the first read timeout as a miss
-            assert cache.get("k") is None
-        else:
-            with pytest.raises(BackendError):
-                cache.get("k")
-        assert 0.15 < time.monotonic() - started < 1.0
+        reads: list[Callable[[], object]] = [
+            lambda: cache.get("k"),
+            lambda: cache.get("k"),  # every time, not only the first
+            lambda: cache.get_many("a", "b"),
+            lambda: cache.has("k"),
+            lambda: cache.release_lock("k", "token"),  # a gets
+        ]
+        for read in reads:
+            started = time.monotonic()
+            with pytest.raises(BackendError, match="did not answer|timed out|Timeout"):
+                read()
+            assert 0.15 < time.monotonic() - started < 1.0
         started = time.monotonic()
         with pytest.raises(BackendError):
             cache.set("k", 1)
         assert time.monotonic() - started < 1.0
         cache.close()
+
+
+def stop(server: MemcachedServer) -> None:
+    """SIGSTOP *server* and wait until it is stopped (the signal is asynchronous:
+    a request sent at once could still be answered)."""
+    server.stop()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with open(f"/proc/{server.pid}/stat") as stat:
+            if stat.read().rpartition(")")[2].split()[0] == "T":
+                return
+        time.sleep(0.005)
+    raise AssertionError(f"{server.name} did not stop")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_stopped_server_fails_every_call_and_recovers_at_once(
+    throwaway_memcached: MemcachedServer, made: list[MemcachedCache], client: str
+) -> None:
+    cache = MemcachedCache(
+        [throwaway_memcached.address], key_prefix="s_", client=client, timeout=0.2
+    )
+    made.append(cache)
+    cache.set("k", "v")
+    stop(throwaway_memcached)  # SIGSTOP: connections hang
+    try:
+        for _ in range(3):
+            with pytest.raises(BackendError):
+                cache.get("k")
+        with pytest.raises(BackendError):
+            cache.get_many("k", "j")
+    finally:
+        throwaway_memcached.cont()
+    started = time.monotonic()
+    assert cache.get("k") == "v"  # the first call after SIGCONT
+    assert time.monotonic() - started < 0.3
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_killed_server_fails_every_call_and_recovers_at_once(
+    throwaway_memcached: MemcachedServer, made: list[MemcachedCache], client: str
+) -> None:
+    cache = MemcachedCache(
+        [throwaway_memcached.address], key_prefix="s_", client=client, timeout=0.2
+    )
+    made.append(cache)
+    cache.set("k", "v")
+    throwaway_memcached.kill()
+    if client == "pylibmc":
+        # libmemcached reads the closed connection as a miss, once (documented)
+        assert cache.get("k") is None
+    for _ in range(3):
+        with pytest.raises(BackendError):
+            cache.get("k")
+    with pytest.raises(BackendError):
+        cache.set("k", "w")
+    throwaway_memcached.restart()
+    started = time.monotonic()
+    assert cache.get("k") is None  # the first call after the restart: a real miss
+    assert cache.set("k", "w") is True and cache.get("k") == "w"
+    assert time.monotonic() - started < 0.3
+
+
+def test_pylibmc_timeout_behaviours(build: Callable[..., MemcachedCache]) -> None:
+    pytest.importorskip("pylibmc")
+    cache = build("pylibmc", timeout=0.2)
+    behaviors = cache._client.behaviors
+    assert behaviors["_poll_timeout"] == 200 and behaviors["retry_timeout"] == 1
+    # only a miss that took the whole read timeout is an error; real misses are fast
+    assert cache.get("nothing") is None and cache.get_many("a", "b") == [None, None]
+    cache.set("k", 1)
+    with cache._pool.reserve() as driver:
+        assert isinstance(driver, PylibmcDriver) and driver._slow == pytest.approx(0.18)
 
 
 # --- SASL ------------------------------------------------------------------------

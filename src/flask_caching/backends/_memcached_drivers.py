@@ -16,6 +16,7 @@ import sysconfig
 import typing as t
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from time import monotonic
 
 from ..exceptions import ConfigurationError
 from ._memcached import Driver, NotANumber
@@ -23,6 +24,7 @@ from ._memcached import Driver, NotANumber
 __all__ = [
     "CLIENT_NAMES",
     "MemcacheDriver",
+    "NoReply",
     "PylibmcDriver",
     "PymemcacheDriver",
     "build_driver_factory",
@@ -38,23 +40,52 @@ def _explain(exc: BaseException) -> str:
     return f"memcached request failed: {type(exc).__name__}: {exc}"
 
 
-class PylibmcDriver:
-    """Drive a ``pylibmc.Client`` (libmemcached, C). Each thread gets a ``clone()``."""
+class NoReply(Exception):
+    """memcached did not answer a read in time (pylibmc reports that as a miss)."""
 
-    def __init__(self, module: t.Any, raw: t.Any) -> None:
+
+class PylibmcDriver:
+    """Drive a ``pylibmc.Client`` (libmemcached, C). Each thread gets a ``clone()``.
+
+    Reads: libmemcached reports a read timeout (a hung server) as a *miss* and only
+    then marks the server failed. So a read that misses and took at least 90% of the
+    poll timeout (``_poll_timeout``, set from ``timeout``) raises :class:`NoReply`
+    instead; a real reply is never that slow. :meth:`reset` (after every error)
+    disconnects, which also clears libmemcached's failure mark: the next call tries
+    the server again, so every call fails while it is down and the first call after
+    it is back succeeds (no ``retry_timeout`` wait).
+    """
+
+    def __init__(self, module: t.Any, raw: t.Any, poll_timeout: int) -> None:
+        # *poll_timeout* is the client's _poll_timeout behaviour (ms). Reading it
+        # back from the client would connect: libmemcached opens a socket to answer
+        # some behaviours (socket buffer sizes), which on SASL even authenticates.
         self._mod = module
         self.raw = raw
-        self.errors: tuple[type[BaseException], ...] = (module.Error,)
+        self.errors: tuple[type[BaseException], ...] = (module.Error, NoReply)
         #: why authentication last failed: libmemcached then marks the server down
         #: and later errors only say "SERVER HAS FAILED"
         self._auth_failure: str | None = None
+        self._poll_timeout = poll_timeout
+        #: a miss that took this long (seconds) was a read timeout
+        self._slow = 0.9 * poll_timeout / 1000
+        self._no_reply = (
+            f"memcached did not answer within {poll_timeout / 1000:g} s (read timeout)"
+        )
 
     def get(self, key: str) -> bytes | None:
-        # pylibmc's get() turns a read timeout into None; get_multi() raises it
-        return self.get_multi([key]).get(key)
+        started = monotonic()
+        value: bytes | None = self.raw.get(key)
+        if value is None and monotonic() - started >= self._slow:
+            raise NoReply(self._no_reply)
+        return value
 
     def get_multi(self, keys: list[str]) -> dict[str, bytes]:
-        return t.cast("dict[str, bytes]", self.raw.get_multi(keys))
+        started = monotonic()
+        found: dict[str, bytes] = self.raw.get_multi(keys)
+        if len(found) < len(keys) and monotonic() - started >= self._slow:
+            raise NoReply(self._no_reply)
+        return found
 
     def set(self, key: str, value: bytes, exptime: int) -> bool:
         return bool(self.raw.set(key, value, time=exptime))
@@ -80,7 +111,11 @@ class PylibmcDriver:
             raise NotANumber(key) from exc
 
     def gets(self, key: str) -> tuple[bytes | None, t.Any]:
-        return t.cast("tuple[bytes | None, t.Any]", self.raw.gets(key))
+        started = monotonic()
+        found: tuple[bytes | None, t.Any] = self.raw.gets(key)
+        if found[0] is None and monotonic() - started >= self._slow:
+            raise NoReply(self._no_reply)
+        return found
 
     def cas(self, key: str, value: bytes, token: t.Any, exptime: int) -> bool:
         return bool(self.raw.cas(key, value, token, time=exptime))
@@ -89,13 +124,14 @@ class PylibmcDriver:
         self.raw.flush_all()
 
     def reset(self) -> None:
-        """libmemcached reconnects by itself; nothing to do."""
+        """Disconnect: drops half-read replies and libmemcached's failure marks."""
+        self.raw.disconnect_all()
 
     def close(self) -> None:
         self.raw.disconnect_all()
 
     def clone(self) -> PylibmcDriver:
-        return PylibmcDriver(self._mod, self.raw.clone())
+        return PylibmcDriver(self._mod, self.raw.clone(), self._poll_timeout)
 
     def explain(self, exc: BaseException) -> str:
         text = str(exc)
@@ -337,6 +373,8 @@ def build_driver_factory(
             "_poll_timeout": max(1, round(timeout * 1000)),
             "send_timeout": max(1, round(timeout * 1_000_000)),
             "receive_timeout": max(1, round(timeout * 1_000_000)),
+            # the shortest libmemcached allows; reset() clears the mark anyway
+            "retry_timeout": 1,
         }
         if len(servers) > 1:
             behaviors["ketama"] = True
@@ -354,7 +392,7 @@ def build_driver_factory(
             password=password,
             behaviors=behaviors,
         )
-        return name, PylibmcDriver(module, raw)
+        return name, PylibmcDriver(module, raw, int(behaviors["_poll_timeout"]))
     if name == "pymemcache":
         kwargs = {
             "connect_timeout": connect_timeout,

@@ -29,7 +29,14 @@ class SASLMemcachedCache(MemcachedCache):
     system's SASL plugins; unless ``SASL_PATH`` is set, importing the backend's
     client points it at them (see :func:`._memcached.ensure_sasl_plugin_path`).
     Wrong credentials make every operation raise a BackendError that says so.
+
+    ``clear()`` flushes the **whole server**, whatever the prefix: a SASL server
+    speaks only the binary protocol, which cannot list keys (``lru_crawler
+    metadump`` is ASCII only). Give apps that must not clear each other their own
+    server.
     """
+
+    scoped_clear = False
 
     def __init__(
         self,
@@ -92,6 +99,8 @@ class SpreadSASLMemcachedCache(SASLMemcachedCache):
     ``delete`` removes them.
     """
 
+    _spread = True
+
     def _items(self, mkey: str, payload: bytes) -> dict[str, bytes] | None:
         if len(payload) <= self._item_limit and not payload.startswith(SPREAD_MAGIC):
             return {mkey: payload}
@@ -118,6 +127,10 @@ class SpreadSASLMemcachedCache(SASLMemcachedCache):
             return []
         write_id, count, _, _ = _HEADER.unpack(header)
         return [self._chunk_key(write_id, n) for n in range(count)]
+
+    def get(self, key: str) -> t.Any:
+        """Return the value or ``None`` (a spread value costs a second request)."""
+        return self.get_many(key)[0]
 
     def _fetch(self, driver: Driver, mkeys: list[str]) -> dict[str, bytes]:
         raws = driver.get_multi(mkeys)
@@ -152,7 +165,7 @@ class SpreadSASLMemcachedCache(SASLMemcachedCache):
 
     def delete(self, key: str) -> bool:
         """Delete *key* and its chunks (a get, then one ``delete_multi``)."""
-        mkey = self._keys(key)
+        mkey = self._map(key)
         with self._pool.reserve() as driver:
             raw = driver.get(mkey)
             if raw is None:
@@ -163,7 +176,7 @@ class SpreadSASLMemcachedCache(SASLMemcachedCache):
     def delete_many(self, *keys: str) -> list[t.Any]:
         """Delete *keys* and their chunks (one ``get_multi``, one ``delete_multi``)."""
         if keys:
-            mkeys = list(dict.fromkeys(self._keys(key) for key in keys))
+            mkeys = list(dict.fromkeys(self._map(key) for key in keys))
             with self._pool.reserve() as driver:
                 raws = driver.get_multi(mkeys)
                 chunks = [ck for raw in raws.values() for ck in self._chunk_keys(raw)]

@@ -5,8 +5,13 @@ How they behave, and why:
 * **Client library.** pylibmc if installed, else pymemcache, else python-memcached;
   ``CACHE_OPTIONS = {"client": "pymemcache"}`` forces one. SASL needs pylibmc.
   ``get_many`` is one request with every library. ``set_many``/``delete_many`` are one
-  pipelined request with pymemcache; pylibmc's ``set_multi``/``delete_multi`` wait
-  for one reply per key (libmemcached's choice, not ours).
+  pipelined request with pymemcache, but one round trip *per key* with pylibmc:
+  libmemcached sends each ``set`` and waits for its reply. No pylibmc setting gives
+  one round trip with every write still confirmed: ``buffer_requests`` makes
+  ``set_multi`` raise (pylibmc treats libmemcached's BUFFERED status as an error),
+  and the binary protocol with ``_noreply`` sends all keys at once but reports a
+  value the server refused (too large) as stored. Use pymemcache where ``set_many``
+  latency matters.
 * **Threads.** Client objects are not thread-safe: each thread gets its own clone, or
   with ``pool_size`` a bounded pool is shared (``pool_blocking`` waits for a free one,
   otherwise a busy pool raises).
@@ -18,9 +23,14 @@ How they behave, and why:
   reached, with the driver's exception as its cause; the decorators catch it and run
   the function (fail open). A stored value that cannot be loaded is a miss; a value
   over ``maximum_value_length`` is not sent (``set`` returns ``False``).
-  python-memcached itself reports most failures as misses, and pylibmc hides a read
-  *timeout* (a hung server) as a miss; libmemcached then marks the server down, so
-  the next calls raise at once until its ``retry_timeout`` (2 s) has passed.
+  After a failure the next call tries the server again (pylibmc: the client is
+  disconnected, which clears libmemcached's failure mark), so every call fails while
+  the server is down and the first call after it is back succeeds.
+  Library quirks: python-memcached reports most failures as misses. libmemcached
+  reports a read *timeout* (a hung server) as a miss; a pylibmc read that misses
+  after 90% of the timeout therefore raises. It also reads a connection the server
+  has just closed (killed, restarted) as one miss before it raises, and with several
+  servers ``get_many`` leaves out a dead server's keys instead of raising.
 * **Keys** memcached would refuse (over 250 bytes, spaces, control or non-ASCII
   characters, a leading ``~``) are stored under ``prefix + "~h:" + sha256(key)``.
 * **Values**: an ``int`` is stored as decimal text, so ``incr`` runs on the server;
@@ -29,9 +39,15 @@ How they behave, and why:
   be read is a miss.
 * **Timeouts.** ``0`` never expires; a negative timeout deletes the key; more than
   30 days is sent as a unix time, as memcached requires.
-* **clear()** flushes the *whole server*, whatever the prefix: memcached cannot list
-  or delete keys by prefix. Give apps that must not clear each other their own server.
-  (Refusing instead would make ``clear`` useless: CACHE_KEY_PREFIX has a default.)
+* **clear()** with a key prefix deletes that prefix's keys only: it lists each
+  server's keys with ``lru_crawler metadump all`` (memcached >= 1.4.31, on a
+  short-lived ASCII connection) and deletes those starting with the prefix (hashed
+  keys too) with ``delete_multi`` in batches; every key of a longer prefix that
+  extends it goes as well. This reads the whole key list of every server, so it
+  costs time on a big cache. Without a prefix it flushes the whole server. A server
+  that cannot list keys (crawler off, ``-X``) is flushed whole, with a warning.
+  The SASL backends always flush the whole server: SASL servers speak only the
+  binary protocol, which has no key listing.
 * **has()** is a ``get``: memcached has no cheaper existence test.
 * **SASL** (:class:`SASLMemcachedCache`): the pylibmc wheel's bundled libsasl2 looks
   for its plugins in the wrong folder. Unless ``SASL_PATH`` is set, it is pointed at
@@ -52,6 +68,7 @@ from collections.abc import Mapping, Sequence
 from ..exceptions import BackendError, ConfigurationError
 from ._memcached import (
     Driver,
+    KeyListingUnsupported,
     KeyMapper,
     NotANumber,
     PickleSerializer,
@@ -60,8 +77,10 @@ from ._memcached import (
     Serializer,
     check_positive,
     check_servers,
-    decode,
     encode,
+    list_keys,
+    make_dumper,
+    make_loader,
 )
 from ._memcached_drivers import build_driver_factory
 from .base import BaseCache, Timeout, iteritems_wrapper
@@ -85,6 +104,8 @@ DEFAULT_ITEM_SIZE = 1024 * 1024
 ITEM_HEADROOM = 512
 #: how often ``inc``/``dec`` retry a compare-and-swap that lost a race
 CAS_ATTEMPTS = 32
+#: keys per ``delete_multi`` when ``clear()`` deletes a prefix's keys
+CLEAR_BATCH = 500
 
 
 class MemcachedCache(BaseCache):
@@ -110,6 +131,11 @@ class MemcachedCache(BaseCache):
     """
 
     batched_get_many = True
+    #: ``clear()`` with a key prefix deletes only that prefix's keys, listed with
+    #: ``lru_crawler metadump`` (ASCII protocol); ``False`` flushes the whole server
+    scoped_clear: t.ClassVar[bool] = True
+    #: values may span several items (:meth:`_items`); else one item per key
+    _spread: t.ClassVar[bool] = False
 
     def __init__(
         self,
@@ -128,6 +154,7 @@ class MemcachedCache(BaseCache):
     ) -> None:
         super().__init__(default_timeout)
         self._keys = KeyMapper(key_prefix or "")
+        self._map = self._keys.map
         if pool_size is not None:
             check_positive("pool_size", pool_size, integer=True)
         check_positive("connect_timeout", connect_timeout)
@@ -139,12 +166,26 @@ class MemcachedCache(BaseCache):
             )
         #: the largest payload stored in one item
         self._item_limit = maximum_value_length - ITEM_HEADROOM
-        #: turns values into bytes and back (``dumps``/``loads``); replaceable
-        self.serializer: Serializer = serializer or PickleSerializer()
+        self.serializer = serializer or PickleSerializer()
+        self._servers = check_servers(servers)
+        self._timeouts = (connect_timeout, timeout)
         self.client_name, template = self._make_driver(
-            check_servers(servers), client, connect_timeout, timeout, client_options
+            self._servers, client, connect_timeout, timeout, client_options
         )
         self._pool = Pool(template, pool_size, bool(pool_blocking))
+
+    @property
+    def serializer(self) -> Serializer:
+        """Turns values into bytes and back (``dumps``/``loads``); replaceable."""
+        return self._serializer
+
+    @serializer.setter
+    def serializer(self, serializer: Serializer) -> None:
+        self._serializer = serializer
+        #: stored bytes (or ``None``) -> the value, ``None`` for a miss or junk
+        self._load = make_loader(serializer)
+        #: value -> the bytes to store, ``None`` if the serializer gave up on it
+        self._dump = make_dumper(serializer)
 
     def _make_driver(
         self,
@@ -212,23 +253,9 @@ class MemcachedCache(BaseCache):
             return int(time.time()) + seconds
         return seconds
 
-    def _load(self, raw: t.Any) -> t.Any:
-        """Decode a stored value; anything unreadable is a miss."""
-        if not isinstance(raw, bytes):
-            return None
-        try:
-            return decode(self.serializer, raw)
-        except Exception:
-            logger.debug("unreadable memcached value treated as a miss", exc_info=True)
-            return None
-
-    def _dump(self, value: t.Any) -> bytes | None:
-        """Encode a value; ``None`` if a cachelib-style serializer gave up on it."""
-        payload = encode(self.serializer, value)
-        return payload if isinstance(payload, bytes) else None
-
     def _items(self, mkey: str, payload: bytes) -> dict[str, bytes] | None:
-        """What to store for one value; ``None`` if it cannot be stored."""
+        """What to store for one value; ``None`` if it cannot be stored. Used only
+        when :attr:`_spread`; otherwise a value is one item of at most the limit."""
         return {mkey: payload} if len(payload) <= self._item_limit else None
 
     def _fetch(self, driver: Driver, mkeys: list[str]) -> dict[str, bytes]:
@@ -239,27 +266,29 @@ class MemcachedCache(BaseCache):
 
     def get(self, key: str) -> t.Any:
         """Return the value or ``None``. Raises BackendError if the server fails."""
-        return self.get_dict(key)[key]
+        mkey = self._map(key)
+        with self._pool.reserve() as driver:
+            raw = driver.get(mkey)
+        return self._load(raw)
 
     def get_many(self, *keys: str) -> list[t.Any]:
         """Values for *keys* (``None`` for misses), in one request."""
-        found = self.get_dict(*keys)
-        return [found[key] for key in keys]
+        if not keys:
+            return []
+        mapper = self._map
+        mkeys = [mapper(key) for key in keys]
+        with self._pool.reserve() as driver:
+            found = self._fetch(driver, mkeys).get
+        load = self._load
+        return [load(found(mkey)) for mkey in mkeys]
 
     def get_dict(self, *keys: str) -> dict[str, t.Any]:
         """``{key: value or None}`` for *keys*, in one request."""
-        if not keys:
-            return {}
-        mkeys = [self._keys(key) for key in keys]
-        with self._pool.reserve() as driver:
-            raws = self._fetch(driver, list(dict.fromkeys(mkeys)))
-        return {
-            key: self._load(raws.get(mk)) for key, mk in zip(keys, mkeys, strict=True)
-        }
+        return dict(zip(keys, self.get_many(*keys), strict=True))
 
     def has(self, key: str) -> bool:
         """Whether *key* is stored (memcached has no cheaper test than a get)."""
-        mkey = self._keys(key)
+        mkey = self._map(key)
         with self._pool.reserve() as driver:
             return driver.get(mkey) is not None
 
@@ -271,9 +300,16 @@ class MemcachedCache(BaseCache):
         if exptime is None:
             self.delete(key)
             return True
-        mkey = self._keys(key)
+        mkey = self._map(key)
         payload = self._dump(value)
-        items = None if payload is None else self._items(mkey, payload)
+        if payload is None:
+            return False
+        if not self._spread:
+            if len(payload) > self._item_limit:
+                return False
+            with self._pool.reserve() as driver:
+                return driver.set(mkey, payload, exptime)
+        items = self._items(mkey, payload)
         if items is None:
             return False
         with self._pool.reserve() as driver:
@@ -287,7 +323,7 @@ class MemcachedCache(BaseCache):
     def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
         """Store *value* only if *key* is absent (memcached ``add``, atomic)."""
         exptime = self._exptime(timeout)
-        mkey = self._keys(key)
+        mkey = self._map(key)
         payload = self._dump(value)
         items = None if payload is None else self._items(mkey, payload)
         if exptime is None or items is None:
@@ -308,43 +344,100 @@ class MemcachedCache(BaseCache):
         timeout: Timeout = None,
     ) -> list[t.Any]:
         """Store every pair with one ``set_multi``; return the keys stored."""
-        pairs = dict(iteritems_wrapper(mapping))
+        pairs = mapping if type(mapping) is dict else dict(iteritems_wrapper(mapping))
         exptime = self._exptime(timeout)
         if exptime is None:
             self.delete_many(*pairs)
             return list(pairs)
-        per_key: dict[str, dict[str, bytes]] = {}
-        for key, value in pairs.items():
-            payload = self._dump(value)
-            items = None if payload is None else self._items(self._keys(key), payload)
-            if items is not None:
-                per_key[key] = items
-        if not per_key:
+        mapper, dump = self._map, self._dump
+        merged: dict[str, bytes] = {}
+        owners: list[tuple[str, t.Collection[str]]] = []  # key, its memcached keys
+        if self._spread:
+            for key, value in pairs.items():
+                payload = dump(value)
+                items = None if payload is None else self._items(mapper(key), payload)
+                if items is not None:
+                    merged.update(items)
+                    owners.append((key, items.keys()))
+        else:
+            limit = self._item_limit
+            for key, value in pairs.items():
+                payload = dump(value)
+                if payload is not None and len(payload) <= limit:
+                    mkey = mapper(key)
+                    merged[mkey] = payload
+                    owners.append((key, (mkey,)))
+        if not merged:
             return []
-        merged = {k: v for items in per_key.values() for k, v in items.items()}
         with self._pool.reserve() as driver:
-            failed = set(driver.set_multi(merged, exptime))
-        return [key for key, items in per_key.items() if not failed & items.keys()]
+            failed = driver.set_multi(merged, exptime)
+        if not failed:
+            return [key for key, _ in owners]
+        refused = set(failed)
+        return [key for key, mkeys in owners if refused.isdisjoint(mkeys)]
 
     def delete(self, key: str) -> bool:
         """Delete *key*; ``True`` if it existed."""
-        mkey = self._keys(key)
+        mkey = self._map(key)
         with self._pool.reserve() as driver:
             return driver.delete(mkey)
 
     def delete_many(self, *keys: str) -> list[t.Any]:
         """Delete *keys* with one ``delete_multi``; all are gone unless it raises."""
         if keys:
-            mkeys = list(dict.fromkeys(self._keys(key) for key in keys))
+            mkeys = list(dict.fromkeys(self._map(key) for key in keys))
             with self._pool.reserve() as driver:
                 driver.delete_multi(mkeys)
         return list(keys)
 
     def clear(self) -> bool:
-        """Flush the **whole server** (every prefix): memcached has nothing finer."""
+        """Delete this prefix's keys; with no prefix, flush the whole server.
+
+        The keys are listed on every server with ``lru_crawler metadump all`` (one
+        short-lived ASCII connection each) and deleted with ``delete_multi`` in
+        batches of :data:`CLEAR_BATCH`. Every key starting with the prefix goes,
+        including those of a longer prefix that extends it. A key written while
+        ``clear()`` runs may survive it. A server that cannot list keys (see
+        :class:`~._memcached.KeyListingUnsupported`) is flushed whole instead, with
+        a warning; SASL backends always flush (their servers speak binary only).
+        """
+        prefix = self._keys.prefix
+        if prefix and self.scoped_clear:
+            keys = self._prefixed_keys(prefix)
+            if keys is not None:
+                with self._pool.reserve() as driver:
+                    for start in range(0, len(keys), CLEAR_BATCH):
+                        driver.delete_multi(keys[start : start + CLEAR_BATCH])
+                return True
         with self._pool.reserve() as driver:
             driver.flush_all()
         return True
+
+    def _prefixed_keys(self, prefix: str) -> list[str] | None:
+        """Every server's keys under *prefix*; ``None`` if a server cannot list them."""
+        connect_timeout, timeout = self._timeouts
+        keys: list[str] = []
+        for server in self._servers:
+            try:
+                keys += list_keys(
+                    server, prefix, connect_timeout=connect_timeout, timeout=timeout
+                )
+            except KeyListingUnsupported as exc:
+                logger.warning(
+                    "memcached %s cannot list its keys (%s), so clear() flushes every"
+                    " server whole, not only the keys of prefix %r: upgrade to"
+                    " memcached >= 1.4.31 with its LRU crawler and dump commands on",
+                    server,
+                    exc,
+                    prefix,
+                )
+                return None
+            except OSError as exc:
+                raise BackendError(
+                    f"memcached {server}: listing keys for clear() failed: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+        return keys
 
     # -- counters --------------------------------------------------------------
 
@@ -358,7 +451,7 @@ class MemcachedCache(BaseCache):
         backs off briefly when it loses a race. Losing :data:`CAS_ATTEMPTS` races in
         a row raises BackendError.
         """
-        mkey = self._keys(key)
+        mkey = self._map(key)
         numeric = delta >= 0
         for attempt in range(CAS_ATTEMPTS):
             with self._pool.reserve() as driver:
@@ -402,7 +495,7 @@ class MemcachedCache(BaseCache):
     def release_lock(self, key: str, token: str) -> bool:
         """Compare-and-delete in one step: ``gets``, then a ``cas`` that stores the
         item already expired, which fails if anyone changed the lock meanwhile."""
-        mkey = self._keys(key)
+        mkey = self._map(key)
         with self._pool.reserve() as driver:
             raw, cas_token = driver.gets(mkey)
             if raw is None or self._load(raw) != token:
