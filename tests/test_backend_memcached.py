@@ -8,6 +8,7 @@ prefix's keys (or flushes the whole server when it cannot).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -582,6 +583,96 @@ def test_clear_deletes_only_its_prefix(
     assert mine.get_many("k0", "k39", *odd) == [None] * 6 and longer.get("y") is None
     assert other.get_many(*(f"k{i}" for i in range(40))) == list(range(40))
     assert mine.clear() is True  # nothing left: still fine
+
+
+@pytest.mark.parametrize("client", ALL_CLIENTS)
+def test_clear_lists_every_server(
+    build: Callable[..., MemcachedCache],
+    memcached_server: MemcachedServer,
+    throwaway_memcached: MemcachedServer,
+    client: str,
+) -> None:
+    servers = [memcached_server.address, throwaway_memcached.address]
+    mine = build(client, servers=servers)
+    other = build(client, servers=servers)
+    keys = {f"k{i}": i for i in range(40)}
+    mine.set_many(keys)
+    other.set_many(keys)
+    prefix = mine._keys.prefix
+    spread = [
+        len(server_keys(s.port, prefix))
+        for s in (memcached_server, throwaway_memcached)
+    ]
+    assert sum(spread) == 40 and min(spread) > 0  # both servers hold some
+    assert mine.clear() is True
+    assert server_keys(memcached_server.port, prefix) == set()
+    assert server_keys(throwaway_memcached.port, prefix) == set()
+    assert other.get_many(*keys) == list(keys.values())
+
+
+def serve_once(sock_path: str, reply: list[bytes]) -> threading.Thread:
+    """A fake memcached on a unix socket: answers one request with *reply*, sent in
+    the given pieces."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sock_path)
+    listener.listen(1)
+
+    def run() -> None:
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(1024)
+                for piece in reply:
+                    conn.sendall(piece)
+                    time.sleep(0.01)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (
+            [
+                b"key=p%3Aa exp=-1 la=1 cas=1 fetch=no cls=1 size=60\nkey=p%3A",
+                b"b%7E exp=-1 la=1 cas=2 fetch=no cls=1 size=60\nkey=q%3Ac exp=-1",
+                b" la=1\nkey=p%3A%20space exp=-1\nkey=p%3A%C3%A9 exp=-1\nEND\r\n",
+            ],
+            ["p:a", "p:b~"],  # not q:..., nor keys a text command cannot name
+        ),
+        ([b"END\r\n"], []),
+        ([b"NOTSTARTED no items to crawl\r\n"], []),
+        ([b"CLIENT_ERROR lru crawler disabled\r\n"], _memcached.KeyListingUnsupported),
+        ([b"ERROR\r\n"], _memcached.KeyListingUnsupported),
+        ([b"SERVER_ERROR out of memory\r\n"], BackendError),
+        ([b"key=p%3Aa exp=-1\n"], ConnectionError),  # closed before END
+    ],
+    ids=[
+        "split",
+        "empty",
+        "notstarted",
+        "no-crawler",
+        "unknown",
+        "server-error",
+        "cut",
+    ],
+)
+def test_list_keys_parses_metadump_over_a_unix_socket(
+    tmp_path: t.Any, reply: list[bytes], expected: t.Any
+) -> None:
+    path = str(tmp_path / "mc.sock")
+    thread = serve_once(path, reply)
+    call = functools.partial(
+        _memcached.list_keys, f"unix:{path}", "p:", connect_timeout=1, timeout=1
+    )
+    if isinstance(expected, list):
+        assert call() == expected
+    else:
+        with pytest.raises(expected):
+            call()
+    thread.join(timeout=5)
 
 
 def test_clear_without_a_prefix_flushes_the_server(
