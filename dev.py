@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import typing as t
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -20,9 +21,12 @@ VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 
 
-def run(*cmd: str | Path, check: bool = True, **kw: object) -> int:
+def run(*cmd: str | Path, check: bool = True, **kw: t.Any) -> int:
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    return subprocess.run([str(c) for c in cmd], check=check, cwd=ROOT, **kw).returncode  # type: ignore[call-overload]
+    code = subprocess.run([str(c) for c in cmd], cwd=ROOT, **kw).returncode
+    if check and code:
+        sys.exit(f"failed ({code}): {' '.join(str(c) for c in cmd)}")
+    return code
 
 
 def apt_install(*packages: str) -> None:
@@ -65,8 +69,9 @@ def demo() -> None:
 def test(pytest_args: list[str]) -> None:
     run("bash", ROOT / "scripts" / "install-servers.sh")
     ensure_requirements("dev")
-    run(BIN / "ruff", "check", "src", "tests", "benchmarks", "examples")
-    run(BIN / "ruff", "format", "--check", "src", "tests", "benchmarks", "examples")
+    linted = ("src", "tests", "benchmarks", "examples", "dev.py")
+    run(BIN / "ruff", "check", *linted)
+    run(BIN / "ruff", "format", "--check", *linted)
     run(BIN / "mypy")
     sys.exit(run(BIN / "pytest", *pytest_args, check=False))
 

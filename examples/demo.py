@@ -61,5 +61,7 @@ def clear() -> str:
 
 if __name__ == "__main__":
     port = int(os.environ.get("PORT", "5000"))
-    print(f" * flask_caching demo on http://127.0.0.1:{port}/ ({app.config['CACHE_TYPE']})")
+    print(
+        f" * flask_caching demo on http://127.0.0.1:{port}/ ({app.config['CACHE_TYPE']})"
+    )
     app.run(host="127.0.0.1", port=port)
