@@ -126,7 +126,7 @@ def get_or_compute(
     failed backend round trip. *name* (the decorated function) names the value in
     the warning given when it cannot be stored. *locking* holds the decorator's
     lock and staleness options (:func:`.locks.lock_options`). *prefetched* is what
-    :func:`try_hit` already read (None: that read failed).
+    :func:`begin` already read (None: that read failed).
     """
     found: list[t.Any] | None = None
     stale: Entry | None = None
@@ -155,22 +155,6 @@ def get_or_compute(
     return hit, value
 
 
-def try_hit(
-    rt: Runtime, keys: list[str], is_stale: Callable[[t.Any], bool] | None
-) -> tuple[t.Any, list[t.Any] | None]:
-    """The fast path of a hit: one read, no generator.
-
-    Returns ``(payload, found)`` for a fresh hit and ``(MISS, found)`` otherwise;
-    pass *found* on to :func:`get_or_compute` as ``prefetched``.
-    """
-    found = rt.read(keys)
-    if found is not None:
-        entry = _usable(found, is_stale)
-        if entry is not None and (not entry[3] or time.time() < entry[3]):
-            return entry[1], found
-    return MISS, found
-
-
 def begin(
     rt: Runtime,
     key: str,
@@ -187,9 +171,12 @@ def begin(
     (see :func:`get_or_compute`; it reuses the read already made)."""
     found: list[t.Any] | None | Unread = UNREAD
     if not forced:
-        payload, found = try_hit(rt, [key, *version_keys], is_stale)
-        if payload is not MISS:
-            return payload, None
+        # the hit fast path: one read, no generator (this is every decorated hit)
+        found = rt.read([key, *version_keys] if version_keys else [key])
+        if found is not None:
+            entry = _usable(found, is_stale)
+            if entry is not None and (not entry[3] or time.time() < entry[3]):
+                return entry[1], None
     flow = get_or_compute(
         rt,
         key,
