@@ -155,6 +155,8 @@ def _to_payload(rv: t.Any) -> t.Any:
 
 
 def _from_payload(payload: t.Any) -> t.Any:
+    if type(payload) is str:  # the common view result, without a call
+        return payload
     if is_response_data(payload):
         ctx = _cv_app.get(None)
         app = ctx.app if ctx is not None else current_app

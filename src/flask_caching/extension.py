@@ -173,7 +173,8 @@ class Cache:
             ) from None
 
     def _runtime(self) -> Runtime:
-        app = self._app()
+        ctx = _cv_app.get(None)
+        app = ctx.app if ctx is not None else self._app()
         try:
             rt: Runtime = app.extensions[_RUNTIMES][self]
             return rt

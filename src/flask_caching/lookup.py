@@ -37,7 +37,7 @@ import typing as t
 from collections.abc import Awaitable, Callable, Generator, Sequence
 
 from . import locks
-from .entry import MISS, Entry, is_fresh, pack, unpack
+from .entry import MAGIC, MISS, Entry, is_fresh, pack, unpack
 from .locks import Landing, LockOptions, Policy
 from .runtime import Runtime
 
@@ -174,8 +174,15 @@ def begin(
         # the hit fast path: one read, no generator (this is every decorated hit)
         found = rt.read([key, *version_keys] if version_keys else [key])
         if found is not None:
-            entry = _usable(found, is_stale)
-            if entry is not None and (not entry[3] or time.time() < entry[3]):
+            entry = found[0]
+            if (
+                type(entry) is tuple  # unpack()'s common case, inlined
+                and len(entry) == 4
+                and entry[0] == MAGIC
+                and entry[2] == tuple(found[1:])
+                and (not entry[3] or time.time() < entry[3])
+                and (is_stale is None or not is_stale(entry[1]))
+            ):
                 return entry[1], None
     flow = get_or_compute(
         rt,
