@@ -260,6 +260,18 @@ def test_set_get_round_trips_types(cache: BaseCache) -> None:
         assert got == value and type(got) is type(value), (index, value, got)
 
 
+def test_a_returned_value_is_the_callers_copy(cache: BaseCache) -> None:
+    value = {"list": [1, 2], "tuple": ("a", [3])}
+    assert cache.set("mutable", value)
+    got = cache.get("mutable")
+    got["list"].append(99)
+    got["tuple"][1].append(99)
+    value["list"].append(100)
+    assert cache.get("mutable") == {"list": [1, 2], "tuple": ("a", [3])}
+    assert cache.set("frozen", ("x", 1, (2.5, b"y", None)))
+    assert cache.get("frozen") == ("x", 1, (2.5, b"y", None))
+
+
 def test_none_is_a_stored_value(cache: BaseCache) -> None:
     cache.set("none", None)
     assert cache.has("none")

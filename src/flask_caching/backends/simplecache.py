@@ -37,7 +37,8 @@ class SimpleCache(BaseCache):
         super().__init__(default_timeout=default_timeout)
         if not isinstance(threshold, int) or threshold < 0:
             raise ValueError(f"threshold must be an int >= 0, got {threshold!r}")
-        self._cache: dict[str, tuple[float, bytes]] = {}
+        #: key -> (expiry, value or its serialized bytes, serialized?)
+        self._cache: dict[str, tuple[float, t.Any, bool]] = {}
         self._threshold = threshold
         self._lock = threading.Lock()
         self.ignore_errors = ignore_errors
@@ -70,7 +71,7 @@ class SimpleCache(BaseCache):
         # Called with the lock held, before adding one entry.
         if not self._threshold or len(self._cache) < self._threshold:
             return
-        for key in [k for k, (exp, _) in self._cache.items() if 0 < exp <= now]:
+        for key in [k for k, item in self._cache.items() if 0 < item[0] <= now]:
             del self._cache[key]
         overflow = len(self._cache) - self._threshold + 1
         if overflow > 0:
@@ -78,15 +79,25 @@ class SimpleCache(BaseCache):
             for key in list(self._cache)[:overflow]:
                 del self._cache[key]
 
+    def _encode(self, value: t.Any) -> tuple[t.Any, bool]:
+        """What to keep for *value*, and whether it was serialized.
+
+        Immutable values (str, numbers, bytes, None, and tuples of them: every
+        decorator entry of a string view) are kept as they are, since nobody can
+        change them; anything else is serialized so callers get their own copy.
+        """
+        if _frozen(value):
+            return value, False
+        return self.serializer.dumps(value), True
+
     def get(self, key: str) -> t.Any:
         item = self._cache.get(key)
-        if item is None:
+        if item is None or (item[0] and item[0] <= time.time()):
             return None
-        expires, data = item
-        if expires and expires <= time.time():
-            return None
+        if not item[2]:
+            return item[1]
         try:
-            return self.serializer.loads(data)
+            return self.serializer.loads(item[1])
         except Exception:
             return None
 
@@ -101,6 +112,9 @@ class SimpleCache(BaseCache):
             if item is None or (item[0] and item[0] <= now):
                 values.append(None)
                 continue
+            if not item[2]:
+                values.append(item[1])
+                continue
             try:
                 values.append(loads(item[1]))
             except Exception:
@@ -109,7 +123,7 @@ class SimpleCache(BaseCache):
 
     def _store(self, key: str, value: t.Any, timeout: Timeout, only_new: bool) -> bool:
         expires = self._expiry(timeout)
-        data = self.serializer.dumps(value)
+        data, pickled = self._encode(value)
         with self._lock:
             now = time.time()
             current = self._cache.get(key)
@@ -123,7 +137,7 @@ class SimpleCache(BaseCache):
                 self._prune(now)
             else:
                 del self._cache[key]  # re-insert so the order stays "oldest first"
-            self._cache[key] = (expires, data)
+            self._cache[key] = (expires, data, pickled)
             return True
 
     def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
@@ -143,7 +157,7 @@ class SimpleCache(BaseCache):
             if item is None:
                 return False
             try:
-                held = self.serializer.loads(item[1])
+                held = self.serializer.loads(item[1]) if item[2] else item[1]
             except Exception:
                 return False
             if held != token:
@@ -168,13 +182,24 @@ class SimpleCache(BaseCache):
                 expires: float = self._expiry(None) or 0.0
                 value = 0
             else:
-                expires, data = item
-                value = self.serializer.loads(data)
+                expires, data, pickled = item
+                value = self.serializer.loads(data) if pickled else data
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"cannot increment non-integer value at {key!r}")
             value += delta
-            self._cache[key] = (expires, self.serializer.dumps(value))
+            self._cache[key] = (expires, value, False)
             return value
 
     def dec(self, key: str, delta: int = 1) -> int | None:
         return self.inc(key, -delta)
+
+
+_IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None)})
+
+
+def _frozen(value: t.Any) -> bool:
+    """True for values no caller can change: immutable scalars and tuples of them."""
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return True
+    return kind is tuple and all(_frozen(item) for item in value)
