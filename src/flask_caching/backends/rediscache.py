@@ -185,16 +185,28 @@ class RedisCache(BaseCache):
 
     # --- the cache protocol ----------------------------------------------------
 
-    @translated
-    def get(self, key: str) -> t.Any:
-        return self._load(self._read_client.get(self._prefix() + key))
+    # get and get_many translate errors inline rather than through @translated:
+    # they are the hot path of every hit, where one more call level shows.
 
-    @translated
+    def get(self, key: str) -> t.Any:
+        prefix = self.key_prefix
+        name = (prefix if type(prefix) is str else self._prefix()) + key
+        try:
+            data = self._read_client.get(name)
+        except self._driver_errors as exc:
+            raise BackendError(f"{type(self).__name__}.get() failed: {exc}") from exc
+        return self._load(data)
+
     def get_many(self, *keys: str) -> list[t.Any]:
         if not keys:
             return []
         prefix = self._prefix()
-        raw = self._read_client.mget([prefix + key for key in keys])
+        try:
+            raw = self._read_client.mget([prefix + key for key in keys])
+        except self._driver_errors as exc:
+            raise BackendError(
+                f"{type(self).__name__}.get_many() failed: {exc}"
+            ) from exc
         return [self._load(data) for data in raw]
 
     @translated
