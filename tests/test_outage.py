@@ -226,9 +226,13 @@ def test_probes_during_a_long_outage_stay_fast(
         latencies.append(site.request(len(latencies)))
         time.sleep(0.002)
     probes = len(flask_caching_records(caplog, logging.DEBUG, "probing"))
-    report("redis kill, 0.2 s cool-down", latencies, f"; {probes} failed probes")
+    figures = report(
+        "redis kill, 0.2 s cool-down", latencies, f"; {probes} failed probes"
+    )
     assert probes >= 3
-    assert max(latencies) < OUTAGE_P99
+    # p99, as in the other outage tests: a single slow request on a loaded 2-core
+    # machine is scheduling, not the cache
+    assert figures["p99"] < OUTAGE_P99
     throwaway_redis.restart()
     took, polled = site.wait_for_hits(within=2)
     print(f"FAULT redis restart: hits resumed {took:.2f} s later ({polled} requests)")

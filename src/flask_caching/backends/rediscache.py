@@ -188,7 +188,7 @@ class RedisCache(BaseCache):
     # get and get_many translate errors inline rather than through @translated:
     # they are the hot path of every hit, where one more call level shows.
 
-    def get(self, key: str) -> t.Any:
+    def _get_one(self, key: str) -> t.Any:
         prefix = self.key_prefix
         name = (prefix if type(prefix) is str else self._prefix()) + key
         try:
@@ -197,7 +197,13 @@ class RedisCache(BaseCache):
             raise BackendError(f"{type(self).__name__}.get() failed: {exc}") from exc
         return self._load(data)
 
+    get = _get_one
+
     def get_many(self, *keys: str) -> list[t.Any]:
+        if len(keys) == 1:
+            # one key (every view and fragment hit): GET, one command like MGET
+            # but ~15 us cheaper in redis-py, which parses MGET's reply as an array
+            return [self._get_one(keys[0])]
         if not keys:
             return []
         prefix = self._prefix()
