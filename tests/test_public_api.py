@@ -27,6 +27,7 @@ LAYERS = {
     "signals": 4,
     "privacy": 4,
     "metrics": 4,
+    "wrapping": 4,
     "cached": 5,
     "memoize": 5,
     "jinja2ext": 5,

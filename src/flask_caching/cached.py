@@ -7,7 +7,6 @@ builds it. Responses are stored as data (status, headers, body) and rebuilt on a
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import typing as t
@@ -25,14 +24,13 @@ from .lookup import (
     Outcome,
     check_callable,
     check_timeout,
-    drive_async,
-    drive_sync,
     unless_caller,
 )
 from .lookup import begin as lookup_begin
 from .privacy import Guard, PrivateMode, check_private, parse_vary
 from .runtime import Runtime
 from .signals import cache_view_hit, cache_view_miss
+from .wrapping import wrap
 
 logger = logging.getLogger("flask_caching")
 
@@ -353,39 +351,7 @@ def make_cached(
             )
             return rt, key, payload, flow
 
-        if inspect.iscoroutinefunction(f):
-
-            @functools.wraps(f)
-            async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-                begun = begin(args, kwargs)
-                if begun is None:
-                    return await f(*args, **kwargs)
-                rt, key, value, flow = begun
-                hit = flow is None
-
-                async def compute() -> Outcome:
-                    return outcome_of(await f(*args, **kwargs))
-
-                if flow is not None:
-                    hit, value = await drive_async(flow, compute)
-                return finish(rt, key, hit, value, args, kwargs)
-
-            wrapper = t.cast(CachedFunction[P, R], async_wrapper)
-        else:
-
-            @functools.wraps(f)
-            def sync_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-                begun = begin(args, kwargs)
-                if begun is None:
-                    return f(*args, **kwargs)
-                rt, key, value, flow = begun
-                hit = flow is None
-                if flow is not None:
-                    compute = lambda: outcome_of(f(*args, **kwargs))  # noqa: E731
-                    hit, value = drive_sync(flow, compute)
-                return finish(rt, key, hit, value, args, kwargs)
-
-            wrapper = t.cast(CachedFunction[P, R], sync_wrapper)
+        wrapper = t.cast(CachedFunction[P, R], wrap(f, begin, outcome_of, finish))
 
         def make_key(
             *args: t.Any,

@@ -13,7 +13,6 @@ of a function's (or an instance's) entries is one write of a new version.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import typing as t
 from collections.abc import Callable
@@ -27,13 +26,12 @@ from .lookup import (
     Outcome,
     check_callable,
     check_timeout,
-    drive_async,
-    drive_sync,
     unless_caller,
 )
 from .lookup import begin as lookup_begin
 from .runtime import Runtime, new_version
 from .signals import cache_memoize_hit, cache_memoize_miss
+from .wrapping import wrap
 
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
@@ -186,41 +184,18 @@ def make_memoize(
                     f=f,
                 )
 
-        if inspect.iscoroutinefunction(f):
+        def finish(
+            rt: Runtime,
+            key: str,
+            hit: bool,
+            value: t.Any,
+            args: tuple[t.Any, ...],
+            kwargs: dict[str, t.Any],
+        ) -> t.Any:
+            signal(rt, hit, key, args, kwargs)
+            return value
 
-            @functools.wraps(f)
-            async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-                begun = begin(args, kwargs)
-                if begun is None:
-                    return await f(*args, **kwargs)
-                rt, key, value, flow = begun
-                hit = flow is None
-
-                async def compute() -> Outcome:
-                    return outcome_of(await f(*args, **kwargs))
-
-                if flow is not None:
-                    hit, value = await drive_async(flow, compute)
-                signal(rt, hit, key, args, kwargs)
-                return value
-
-            wrapper = t.cast(CachedFunction[P, R], async_wrapper)
-        else:
-
-            @functools.wraps(f)
-            def sync_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-                begun = begin(args, kwargs)
-                if begun is None:
-                    return f(*args, **kwargs)
-                rt, key, value, flow = begun
-                hit = flow is None
-                if flow is not None:
-                    compute = lambda: outcome_of(f(*args, **kwargs))  # noqa: E731
-                    hit, value = drive_sync(flow, compute)
-                signal(rt, hit, key, args, kwargs)
-                return value
-
-            wrapper = t.cast(CachedFunction[P, R], sync_wrapper)
+        wrapper = t.cast(CachedFunction[P, R], wrap(f, begin, outcome_of, finish))
 
         def make_key(*args: t.Any, **kwargs: t.Any) -> str:
             """The value key of ``f(*args, **kwargs)``.
@@ -236,7 +211,7 @@ def make_memoize(
             """Drop this function's entries (all of them, or one call's)."""
             delete_memoized(get_runtime(), wrapper, *args, **kwargs)
 
-        wrapper.uncached = t.cast(Callable[P, R], f)
+        wrapper.uncached = f
         wrapper.cache_timeout = timeout
         wrapper.make_cache_key = make_key  # type: ignore[method-assign]
         wrapper.delete_memoized = delete  # type: ignore[attr-defined]

@@ -1,0 +1,67 @@
+"""The wrapper both decorators put around a function, sync or async.
+
+``@cached`` and ``@memoize`` differ in how they build keys and what they do with a
+result; how a call runs is the same: *begin* (one read; a hit or the flow of a
+miss), the function run by the flow's driver, then *finish*. Written once here
+for plain functions and for coroutine functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing as t
+from collections.abc import Callable
+
+from .lookup import Flow, Outcome, drive_async, drive_sync
+from .runtime import Runtime
+
+#: None to bypass the cache, else (runtime, key, hit payload or MISS, miss flow)
+Begin = Callable[
+    [tuple[t.Any, ...], dict[str, t.Any]],
+    tuple[Runtime, str, t.Any, Flow | None] | None,
+]
+#: (runtime, key, hit?, value, args, kwargs) -> what the caller gets
+Finish = Callable[
+    [Runtime, str, bool, t.Any, tuple[t.Any, ...], dict[str, t.Any]], t.Any
+]
+
+
+def wrap(
+    f: Callable[..., t.Any],
+    begin: Begin,
+    outcome_of: Callable[[t.Any], Outcome],
+    finish: Finish,
+) -> Callable[..., t.Any]:
+    """A function like *f* (a coroutine function if *f* is one) that caches calls."""
+    if inspect.iscoroutinefunction(f):
+
+        @functools.wraps(f)
+        async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            begun = begin(args, kwargs)
+            if begun is None:
+                return await f(*args, **kwargs)
+            rt, key, value, flow = begun
+            hit = flow is None
+            if flow is not None:
+
+                async def compute() -> Outcome:
+                    return outcome_of(await f(*args, **kwargs))
+
+                hit, value = await drive_async(flow, compute)
+            return finish(rt, key, hit, value, args, kwargs)
+
+        return async_wrapper
+
+    @functools.wraps(f)
+    def sync_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        begun = begin(args, kwargs)
+        if begun is None:
+            return f(*args, **kwargs)
+        rt, key, value, flow = begun
+        hit = flow is None
+        if flow is not None:
+            hit, value = drive_sync(flow, lambda: outcome_of(f(*args, **kwargs)))
+        return finish(rt, key, hit, value, args, kwargs)
+
+    return sync_wrapper
