@@ -215,16 +215,18 @@ class RedisCache(BaseCache):
             ) from exc
         return [self._load(data) for data in raw]
 
-    @translated
     def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
+        # errors translated inline, as in get: every miss ends here
         seconds = self._normalize_timeout(timeout)
         name = self._prefix() + key
-        if seconds < 0:
-            self._write_client.unlink(name)
-            return True
-        return bool(
-            self._write_client.set(name, self._dump(value), ex=self._ex(seconds))
-        )
+        data = self._dump(value) if seconds >= 0 else b""
+        try:
+            if seconds < 0:
+                self._write_client.unlink(name)
+                return True
+            return bool(self._write_client.set(name, data, ex=seconds or None))
+        except self._driver_errors as exc:
+            raise BackendError(f"{type(self).__name__}.set() failed: {exc}") from exc
 
     @translated
     def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
