@@ -44,7 +44,29 @@ class NoReply(Exception):
     """memcached did not answer a read in time (pylibmc reports that as a miss)."""
 
 
-class PylibmcDriver:
+class _TimeKeywordWrites:
+    """The writes of the clients that name the expiry ``time=`` (pylibmc and
+    python-memcached): the same five calls, written once."""
+
+    raw: t.Any
+
+    def set(self, key: str, value: bytes, exptime: int) -> bool:
+        return bool(self.raw.set(key, value, time=exptime))
+
+    def set_multi(self, items: dict[str, bytes], exptime: int) -> list[str]:
+        return list(self.raw.set_multi(items, time=exptime))
+
+    def add(self, key: str, value: bytes, exptime: int) -> bool:
+        return bool(self.raw.add(key, value, time=exptime))
+
+    def delete(self, key: str) -> bool:
+        return bool(self.raw.delete(key))
+
+    def delete_multi(self, keys: list[str]) -> None:
+        self.raw.delete_multi(keys)
+
+
+class PylibmcDriver(_TimeKeywordWrites):
     """Drive a ``pylibmc.Client`` (libmemcached, C). Each thread gets a ``clone()``.
 
     Reads: libmemcached reports a read timeout (a hung server) as a *miss* and only
@@ -86,21 +108,6 @@ class PylibmcDriver:
         if len(found) < len(keys) and monotonic() - started >= self._slow:
             raise NoReply(self._no_reply)
         return found
-
-    def set(self, key: str, value: bytes, exptime: int) -> bool:
-        return bool(self.raw.set(key, value, time=exptime))
-
-    def set_multi(self, items: dict[str, bytes], exptime: int) -> list[str]:
-        return list(self.raw.set_multi(items, time=exptime))
-
-    def add(self, key: str, value: bytes, exptime: int) -> bool:
-        return bool(self.raw.add(key, value, time=exptime))
-
-    def delete(self, key: str) -> bool:
-        return bool(self.raw.delete(key))
-
-    def delete_multi(self, keys: list[str]) -> None:
-        self.raw.delete_multi(keys)
 
     def incr(self, key: str, delta: int) -> int | None:
         try:
@@ -224,7 +231,7 @@ class PymemcacheDriver:
         return _explain(exc)
 
 
-class MemcacheDriver(PymemcacheDriver):
+class MemcacheDriver(_TimeKeywordWrites, PymemcacheDriver):
     """Drive python-memcached (``memcache``). It reports most failures by returning
     ``0``/``None`` rather than raising, so with it errors look like misses."""
 
@@ -235,21 +242,6 @@ class MemcacheDriver(PymemcacheDriver):
 
     def get_multi(self, keys: list[str]) -> dict[str, bytes]:
         return t.cast("dict[str, bytes]", self.raw.get_multi(keys))
-
-    def set(self, key: str, value: bytes, exptime: int) -> bool:
-        return bool(self.raw.set(key, value, time=exptime))
-
-    def set_multi(self, items: dict[str, bytes], exptime: int) -> list[str]:
-        return list(self.raw.set_multi(items, time=exptime))
-
-    def add(self, key: str, value: bytes, exptime: int) -> bool:
-        return bool(self.raw.add(key, value, time=exptime))
-
-    def delete(self, key: str) -> bool:
-        return bool(self.raw.delete(key))
-
-    def delete_multi(self, keys: list[str]) -> None:
-        self.raw.delete_multi(keys)
 
     def incr(self, key: str, delta: int) -> int | None:
         # None means "missing"; ValueError "not a number". Either way the caller's
