@@ -93,13 +93,6 @@ class Outcome(t.NamedTuple):
     timeout: int | None = None
 
 
-class Unread:
-    """The type of :data:`UNREAD`: nothing has been read for this call yet."""
-
-
-UNREAD = Unread()
-
-
 Instruction = Compute | Wait
 #: what :func:`get_or_compute` returns: ``(hit, value)`` when it finishes
 Flow = Generator[Instruction, Outcome | None, tuple[bool, t.Any]]
@@ -109,32 +102,28 @@ _Step = Generator[Instruction, Outcome | None, T]
 def get_or_compute(
     rt: Runtime,
     key: str,
-    version_keys: Sequence[str] = (),
+    version_keys: Sequence[str],
+    found: list[t.Any] | None,
     *,
     timeout: int | None = None,
     forced: bool = False,
     is_stale: Callable[[t.Any], bool] | None = None,
     name: str | None = None,
     locking: LockOptions = locks.DEFAULT_OPTIONS,
-    prefetched: list[t.Any] | None | Unread = UNREAD,
 ) -> Flow:
-    """Look *key* up; on a miss yield COMPUTE (and maybe Wait), store the outcome.
+    """Resolve a call :func:`begin` did not answer from *found*, what it read
+    (None: the read failed, or *forced* skipped it): yield COMPUTE (and maybe
+    Wait), store the outcome.
 
     Returns ``(True, payload)`` on a hit (a stale value served counts as one) and
     ``(False, result)`` after computing. When the read failed (or the backend is
     bypassed) nothing is stored, locked or waited for: one call costs at most one
     failed backend round trip. *name* (the decorated function) names the value in
     the warning given when it cannot be stored. *locking* holds the decorator's
-    lock and staleness options (:func:`.locks.lock_options`). *prefetched* is what
-    :func:`begin` already read (None: that read failed).
+    lock and staleness options (:func:`.locks.lock_options`).
     """
-    found: list[t.Any] | None = None
     stale: Entry | None = None
     if not forced:
-        if isinstance(prefetched, Unread):
-            found = rt.read([key, *version_keys])
-        else:
-            found = prefetched
         if found is None:
             outcome = yield COMPUTE
             assert outcome is not None
@@ -169,7 +158,7 @@ def begin(
     """Start one decorated call: ``(payload, None)`` for a fresh hit, answered by
     one read and no generator, else ``(MISS, flow)`` where *flow* resolves the miss
     (see :func:`get_or_compute`; it reuses the read already made)."""
-    found: list[t.Any] | None | Unread = UNREAD
+    found: list[t.Any] | None = None
     if not forced:
         # the hit fast path: one read, no generator (this is every decorated hit)
         found = rt.read([key, *version_keys] if version_keys else [key])
@@ -188,12 +177,12 @@ def begin(
         rt,
         key,
         version_keys,
+        found,
         timeout=timeout,
         forced=forced,
         is_stale=is_stale,
         name=name,
         locking=locking,
-        prefetched=found,
     )
     return MISS, flow
 
