@@ -18,6 +18,7 @@ LAYERS = {
     "contrib": 2,
     "serializers": 2,
     "keys": 3,
+    "context": 3,
     "entry": 3,
     "settings": 3,
     "runtime": 4,

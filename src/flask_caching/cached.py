@@ -7,7 +7,6 @@ builds it. Responses are stored as data (status, headers, body) and rebuilt on a
 
 from __future__ import annotations
 
-import inspect
 import logging
 import typing as t
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -16,6 +15,7 @@ from flask import current_app, has_request_context, request
 from typing_extensions import Self
 from werkzeug.wrappers import Response
 
+from .context import app_or_none, request_path
 from .entry import MISS, data_to_response, is_response_data, response_to_data
 from .keys import query_digest, source_digest
 from .locks import lock_options
@@ -33,24 +33,6 @@ from .signals import cache_view_hit, cache_view_miss
 from .wrapping import wrap
 
 logger = logging.getLogger("flask_caching")
-
-try:  # the contexts without the proxies' overhead (~2 us a lookup, on every hit)
-    from flask.globals import _cv_app, _cv_request
-except ImportError:  # pragma: no cover - a Flask that moved them
-    import contextvars
-
-    _cv_app = contextvars.ContextVar("flask_caching_no_app")
-    _cv_request = contextvars.ContextVar("flask_caching_no_request")
-
-
-def _request_path() -> str:
-    """``request.path``, read from the request context directly."""
-    ctx = _cv_request.get(None)
-    if ctx is None:
-        return request.path  # outside a request: Flask's own clear error
-    path: str = ctx.request.path
-    return path
-
 
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
@@ -130,7 +112,7 @@ def _materialize(rv: t.Any) -> tuple[t.Any, bool]:
     """Turn a generator/iterator result into its full body; False = cannot cache it."""
     if isinstance(rv, (str, bytes, dict, list, tuple, Response)) or rv is None:
         return rv, True
-    if isinstance(rv, Iterator) or inspect.isgenerator(rv):
+    if isinstance(rv, Iterator):  # generators included
         items = list(rv)
         if all(isinstance(i, str) for i in items):
             return "".join(items), True
@@ -156,8 +138,7 @@ def _from_payload(payload: t.Any) -> t.Any:
     if type(payload) is str:  # the common view result, without a call
         return payload
     if is_response_data(payload):
-        ctx = _cv_app.get(None)
-        app = ctx.app if ctx is not None else current_app
+        app = app_or_none() or current_app
         return data_to_response(payload, app.response_class)
     return payload
 
@@ -272,7 +253,7 @@ def make_cached(
         ) -> str:
             if plain_key and path is None:
                 # the default view key: no hashing, no query, no vary
-                key = static_prefix % _request_path() if formatted else static_prefix
+                key = static_prefix % request_path() if formatted else static_prefix
                 return key + source_suffix(rt, rt.settings.hash_method)
             hasher = hash_method or rt.settings.hash_method
             if make_cache_key is not None:
@@ -281,7 +262,7 @@ def make_cached(
             if callable(key_prefix):
                 key = key_prefix()
             elif "%s" in key_prefix:
-                key = key_prefix % (path if path is not None else _request_path())
+                key = key_prefix % (path if path is not None else request_path())
             else:
                 key = key_prefix
             if query_string:

@@ -13,19 +13,13 @@ import typing as t
 import warnings
 from collections.abc import Callable, Mapping
 
-from flask import Flask, current_app
-
-try:  # the app context without the proxy's overhead (every decorated call uses it)
-    from flask.globals import _cv_app
-except ImportError:  # pragma: no cover - a Flask that moved it
-    import contextvars
-
-    _cv_app = contextvars.ContextVar("flask_caching_no_app")
+from flask import Flask
 
 from . import settings as settings_mod
 from .backends import BUILTIN, load_builtin
 from .backends.base import BaseCache, Timeout
 from .cached import CachedFunction, make_cached
+from .context import app_or_none
 from .exceptions import ConfigurationError
 from .jinja2ext import ENV_ATTR, CacheExtension
 from .memoize import delete_memoized, delete_memoized_verhash, make_memoize
@@ -159,22 +153,18 @@ class Cache:
     # -- which app --------------------------------------------------------------
 
     def _app(self) -> Flask:
-        ctx = _cv_app.get(None)
-        if ctx is not None:
-            return ctx.app
-        try:
-            return t.cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
-        except RuntimeError:
-            if self.app is not None:
-                return self.app
-            raise RuntimeError(
-                "Working outside of application context: the cache is per app, so "
-                "use 'with app.app_context():' (or pass the app to Cache(app))."
-            ) from None
+        app = app_or_none()
+        if app is not None:
+            return app
+        if self.app is not None:
+            return self.app
+        raise RuntimeError(
+            "Working outside of application context: the cache is per app, so "
+            "use 'with app.app_context():' (or pass the app to Cache(app))."
+        )
 
     def _runtime(self) -> Runtime:
-        ctx = _cv_app.get(None)
-        app = ctx.app if ctx is not None else self._app()
+        app = app_or_none() or self._app()
         try:
             rt: Runtime = app.extensions[_RUNTIMES][self]
             return rt
