@@ -58,6 +58,9 @@ class BaseCache(_CachelibBaseCache):
     #: cannot batch still work, just with more round trips.
     batched_get_many: bool = False
 
+    #: constructor argument -> the CACHE_* setting that supplies it (see factory)
+    factory_settings: t.ClassVar[dict[str, str]] = {}
+
     def __init__(self, default_timeout: Timeout = 300, **kwargs: t.Any) -> None:
         super().__init__(
             default_timeout=normalize_timeout(default_timeout, 300), **kwargs
@@ -72,12 +75,17 @@ class BaseCache(_CachelibBaseCache):
         args: list[t.Any],
         kwargs: dict[str, t.Any],
     ) -> Self:
-        """Build the backend for *app*; built-in backends map CACHE_* settings here.
+        """Build the backend for *app* from CACHE_ARGS (*args*), CACHE_OPTIONS
+        (*kwargs*) and the settings named in :attr:`factory_settings`.
 
-        *args* and *kwargs* are CACHE_ARGS and CACHE_OPTIONS. The default simply
-        passes them to the constructor.
+        A listed setting that is set (not ``None``) wins over the same name in
+        CACHE_OPTIONS. With no settings listed this is ``cls(*args, **kwargs)``.
         """
-        return cls(*args, **kwargs)
+        params = dict(kwargs)
+        for name, setting in cls.factory_settings.items():
+            if config.get(setting) is not None:
+                params[name] = config[setting]
+        return cls(*args, **params)
 
     def _normalize_timeout(self, timeout: Timeout) -> int:
         return normalize_timeout(timeout, self.default_timeout)

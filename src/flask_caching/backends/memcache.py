@@ -86,9 +86,6 @@ from ._memcached_drivers import build_driver_factory
 from .base import BaseCache, Timeout, iteritems_wrapper
 
 if t.TYPE_CHECKING:
-    from flask import Flask
-    from typing_extensions import Self
-
     from ._memcached_sasl import SASLMemcachedCache as SASLMemcachedCache
     from ._memcached_sasl import SpreadSASLMemcachedCache as SpreadSASLMemcachedCache
 
@@ -205,22 +202,6 @@ class MemcachedCache(BaseCache):
             )
         except TypeError as exc:  # an option the client library does not take
             raise ConfigurationError(f"CACHE_OPTIONS: {exc}") from exc
-
-    @classmethod
-    def factory(
-        cls,
-        app: Flask,
-        config: Mapping[str, t.Any],
-        args: list[t.Any],
-        kwargs: dict[str, t.Any],
-    ) -> Self:
-        """Build from the settings in :attr:`factory_settings`; CACHE_OPTIONS are
-        keyword arguments of the class, CACHE_ARGS its leading positional ones."""
-        params = dict(kwargs)
-        for name, setting in cls.factory_settings.items():
-            if config.get(setting) is not None:
-                params[name] = config[setting]
-        return cls(*args, **params)
 
     #: constructor argument -> the CACHE_* setting that supplies it; a setting that
     #: is set (not ``None``) wins over the same name in CACHE_OPTIONS

@@ -48,8 +48,7 @@ from ._redis_clients import (
 from .base import BaseCache, Timeout
 
 if t.TYPE_CHECKING:
-    from flask import Flask
-    from typing_extensions import Self
+    pass
 
 __all__ = [
     "DEFAULT_SOCKET_CONNECT_TIMEOUT",
@@ -137,25 +136,6 @@ class RedisCache(BaseCache):
         self._driver_errors = driver_errors()
         self.key_prefix = key_prefix or ""
         self.serializer: Serializer = PickleSerializer()
-
-    @classmethod
-    def factory(
-        cls,
-        app: Flask,
-        config: t.Mapping[str, t.Any],
-        args: list[t.Any],
-        kwargs: dict[str, t.Any],
-    ) -> Self:
-        """Build from the CACHE_* settings in :attr:`factory_settings`.
-
-        CACHE_OPTIONS (*kwargs*) go to the client; a setting that is set (not
-        ``None``) wins over the same name in them.
-        """
-        params = dict(kwargs)
-        for name, setting in cls.factory_settings.items():
-            if config.get(setting) is not None:
-                params[name] = config[setting]
-        return cls(*args, **params)
 
     # --- helpers ---------------------------------------------------------------
 
