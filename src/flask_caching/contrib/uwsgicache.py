@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import pickle
 import struct
 import time
 import typing as t
@@ -36,6 +35,7 @@ from contextlib import contextmanager
 
 from ..backends.base import BaseCache, Timeout
 from ..exceptions import ConfigurationError
+from ..serializers import PickleSerializer, Serializer
 
 if t.TYPE_CHECKING:
     from types import ModuleType
@@ -50,23 +50,6 @@ logger = logging.getLogger("flask_caching")
 #: each stored value starts with its expiry (unix time, 0.0 = never): uWSGI returns
 #: expired items until its sweeper (a master-process thread) removes them
 _EXPIRES = struct.Struct(">d")
-
-
-class _Serializer(t.Protocol):
-    def dumps(self, value: t.Any, /) -> bytes: ...
-    def loads(self, data: bytes, /) -> t.Any: ...
-
-
-class _PickleSerializer:
-    """The default serializer: pickle protocol 5 (the extension may replace it)."""
-
-    def dumps(self, value: t.Any) -> bytes:
-        """Pickle *value*."""
-        return pickle.dumps(value, 5)
-
-    def loads(self, data: bytes) -> t.Any:
-        """Unpickle *data*; raises on bytes that are not a pickle."""
-        return pickle.loads(data)
 
 
 def _import_uwsgi() -> ModuleType:
@@ -130,7 +113,7 @@ class UWSGICache(BaseCache):
                 )
         self.cache = cache
         #: turns values into bytes and back (``dumps``/``loads``); replaceable
-        self.serializer: _Serializer = _PickleSerializer()
+        self.serializer: Serializer = PickleSerializer()
 
     @classmethod
     def factory(
