@@ -724,3 +724,44 @@ def test_redis_leases_are_not_rounded_up_to_seconds(
     time.sleep(0.4)
     assert backend.acquire_lock(key, "b", 0.3)  # SET NX PX 300 ran out
     assert backend.release_lock(key, "b")
+
+
+def _lock_refusing_factory(
+    app: Flask, config: t.Any, args: t.Any, kwargs: t.Any
+) -> BaseCache:
+    from flask_caching.backends.simplecache import SimpleCache
+
+    class LockRefusing(SimpleCache):
+        """Reads work, every write fails: a server refusing writes (maxmemory)."""
+
+        def acquire_lock(self, key: str, token: str, timeout: float) -> bool:
+            raise ConnectionError("lock write refused (simulated)")
+
+        def set(self, key: str, value: t.Any, timeout: t.Any = None) -> bool:
+            raise ConnectionError("write refused (simulated)")
+
+        add = set
+
+    return LockRefusing()
+
+
+def test_a_failing_lock_write_counts_towards_the_breaker_and_logs_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = Flask(__name__)
+    cache = Cache(app, config={"CACHE_TYPE": _lock_refusing_factory})
+    runs: list[int] = []
+
+    @cache.memoize(lock=True)
+    def f(x: int) -> int:
+        runs.append(x)
+        return x
+
+    with app.app_context(), caplog.at_level(logging.WARNING, "flask_caching"):
+        assert [f(i) for i in range(5)] == list(range(5))  # served, uncached
+        writes = cache._runtime().writes
+        # the lock writes count like any other failed write: the breaker opens
+        assert writes.failures >= 3 and writes.is_open
+    assert runs == list(range(5))
+    outage_warnings = [r for r in caplog.records if r.name == "flask_caching"]
+    assert len(outage_warnings) == 1, [r.getMessage() for r in outage_warnings]

@@ -312,15 +312,23 @@ def current_owner() -> object:
 
 
 def acquire(rt: Runtime, key: str, token: str, lease: float) -> bool | None:
-    """Take the lock *key* for *lease* seconds; None when the backend failed."""
+    """Take the lock *key* for *lease* seconds; None when the backend failed or
+    its write breaker is open (the failure counts towards the breaker, like any
+    other write, and is logged once per outage)."""
+    breaker = rt.writes
+    if not breaker.allow():
+        return None
     try:
         hook = getattr(rt.backend, "acquire_lock", None)
         if hook is None:  # a foreign (cachelib) backend: plain add
-            return bool(rt.backend.add(key, token, timeout=math.ceil(lease)))
-        return bool(hook(key, token, lease))
+            taken = bool(rt.backend.add(key, token, timeout=math.ceil(lease)))
+        else:
+            taken = bool(hook(key, token, lease))
     except Exception as exc:
-        rt.failed("lock", key, exc)
+        rt.backend_failed(breaker, "lock", key, exc)
         return None
+    breaker.success()
+    return taken
 
 
 def release(rt: Runtime, key: str, token: str, pass_for: float = 0) -> None:
