@@ -105,3 +105,27 @@ def test_bad_mode_is_rejected(tmp_path: t.Any) -> None:
 
     with pytest.raises(ConfigurationError, match="mode"):
         FileSystemCache(str(tmp_path), mode=99999)
+
+
+def test_threshold_holds_when_several_processes_write(tmp_path: t.Any) -> None:
+    """Each writer counts only its own writes between listings; the directory
+    must still stay near the threshold, not grow to writers x threshold."""
+    ctx = mp.get_context("fork")
+    started = ctx.Barrier(4)
+
+    def writer(n: int) -> None:
+        cache = FileSystemCache(str(tmp_path), threshold=50)
+        cache.set(f"w{n}-first", 0)  # every writer lists the directory nearly empty
+        started.wait(timeout=30)
+        for i in range(48):
+            cache.set(f"w{n}-{i}", i)
+
+    procs = [ctx.Process(target=writer, args=(n,)) for n in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    assert all(p.exitcode == 0 for p in procs)
+    entries = [n for n in os.listdir(tmp_path) if n.endswith(".fcache")]
+    # a tenth of the threshold per writer between listings, at most
+    assert len(entries) <= 50 + 4 * 6

@@ -280,13 +280,18 @@ class FileSystemCache(BaseCache):
 
     def _prune(self) -> None:
         # Listing the directory on every write made writes O(entries); instead
-        # count writes since the last listing and list again only when they could
-        # have reached the threshold. Pruning goes down to 80% of it, so the
-        # expensive pass (opening every file) runs once per many writes.
+        # count writes since the last listing and list again when they could have
+        # reached the threshold, or after a tenth of it (other processes sharing
+        # the directory write too). Pruning goes down to 80% of the threshold, so
+        # the expensive pass (opening every file) runs once per many writes.
         if not self._threshold:
             return
         self._writes_since_count += 1
-        if self._known_count + self._writes_since_count < self._threshold:
+        since = self._writes_since_count
+        if (
+            self._known_count + since < self._threshold
+            and since < self._threshold // 10 + 1
+        ):
             return
         entries = self._entries()
         self._writes_since_count = 0
