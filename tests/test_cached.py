@@ -871,7 +871,10 @@ def test_key_errors_serve_fresh_results(
 
     with caplog.at_level(logging.WARNING, logger="flask_caching"):
         assert body(app, "/") == b"fresh"
+        assert body(app, "/") == b"fresh"
     assert "no key today" in caplog.text
+    # a broken key function warns once, not on every request
+    assert len([r for r in caplog.records if "no key today" in r.getMessage()]) == 1
 
 
 # -- typing ---------------------------------------------------------------------------

@@ -69,6 +69,7 @@ class Runtime:
         #: guards ``set``, ``add``, ``delete``: storing results and version tokens
         self.writes = CircuitBreaker(name, threshold, cooldown, kind="writes", log=log)
         self._unstorable = OnceEach()
+        self._reported = OnceEach()
 
     def failed(self, operation: str, key: str, exc: Exception) -> None:
         """Report an error that is not the backend's (e.g. a key function raised).
@@ -77,7 +78,12 @@ class Runtime:
         """
         if self.app.debug:
             raise exc
-        logger.warning(
+        # once per (operation, key) at WARNING: a broken key function would
+        # otherwise log on every request
+        logger.log(
+            logging.WARNING
+            if self._reported.first(f"{operation}:{key}")
+            else logging.DEBUG,
             "cache %s of %r failed, serving uncached: %s: %s",
             operation,
             key,
