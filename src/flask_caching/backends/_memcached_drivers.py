@@ -32,6 +32,8 @@ __all__ = [
     "import_client",
 ]
 
+T = t.TypeVar("T")
+
 #: every client library we can drive, in the order we try them
 CLIENT_NAMES = ("pylibmc", "pymemcache", "memcache")
 
@@ -76,9 +78,20 @@ class PylibmcDriver(_TimeKeywordWrites):
     disconnects, which also clears libmemcached's failure mark: the next call tries
     the server again, so every call fails while it is down and the first call after
     it is back succeeds (no ``retry_timeout`` wait).
+
+    Bulk writes: libmemcached waits for each ``set``'s reply, so ``set_multi`` and
+    ``delete_multi`` send every key but the last with ``_noreply`` (no waiting) and
+    only the last one waits. memcached answers a connection's commands in order, so
+    that one reply shows the server has read them all: one round trip, and a dead
+    server still raises. What noreply cannot report is a server refusing a write
+    (out of memory under ``-M``, or a value over its ``-I``); the backend never
+    sends values over ``maximum_value_length``, so only a server set below that
+    goes unreported.
     """
 
-    def __init__(self, module: t.Any, raw: t.Any, poll_timeout: int) -> None:
+    def __init__(
+        self, module: t.Any, raw: t.Any, poll_timeout: int, quiet: bool = False
+    ) -> None:
         # *poll_timeout* is the client's _poll_timeout behaviour (ms). Reading it
         # back from the client would connect: libmemcached opens a socket to answer
         # some behaviours (socket buffer sizes), which on SASL even authenticates.
@@ -94,6 +107,37 @@ class PylibmcDriver(_TimeKeywordWrites):
         self._no_reply = (
             f"memcached did not answer within {poll_timeout / 1000:g} s (read timeout)"
         )
+        #: the user configured ``_noreply`` for every write: nothing to toggle
+        self._quiet = quiet
+
+    def _pipelined(self, keys: list[str], send: Callable[[list[str]], T]) -> T:
+        """Run *send* on all *keys* but the last with ``_noreply`` on."""
+        self.raw.set_behaviors({"_noreply": True})
+        try:
+            return send(keys[:-1])
+        finally:
+            self.raw.set_behaviors({"_noreply": False})
+
+    def set_multi(self, items: dict[str, bytes], exptime: int) -> list[str]:
+        if len(items) < 2 or self._quiet:
+            return super().set_multi(items, exptime)
+        keys = list(items)
+        failed: list[str] = self._pipelined(
+            keys,
+            lambda some: list(
+                self.raw.set_multi({k: items[k] for k in some}, time=exptime)
+            ),
+        )
+        if not self.raw.set(keys[-1], items[keys[-1]], time=exptime):
+            failed.append(keys[-1])
+        return failed
+
+    def delete_multi(self, keys: list[str]) -> None:
+        if len(keys) < 2 or self._quiet:
+            return super().delete_multi(keys)
+        self._pipelined(keys, self.raw.delete_multi)
+        self.raw.delete(keys[-1])
+        return None
 
     def get(self, key: str) -> bytes | None:
         started = monotonic()
@@ -138,7 +182,9 @@ class PylibmcDriver(_TimeKeywordWrites):
         self.raw.disconnect_all()
 
     def clone(self) -> PylibmcDriver:
-        return PylibmcDriver(self._mod, self.raw.clone(), self._poll_timeout)
+        return PylibmcDriver(
+            self._mod, self.raw.clone(), self._poll_timeout, self._quiet
+        )
 
     def explain(self, exc: BaseException) -> str:
         text = str(exc)
@@ -384,7 +430,8 @@ def build_driver_factory(
             password=password,
             behaviors=behaviors,
         )
-        return name, PylibmcDriver(module, raw, int(behaviors["_poll_timeout"]))
+        quiet = bool(behaviors.get("_noreply"))
+        return name, PylibmcDriver(module, raw, int(behaviors["_poll_timeout"]), quiet)
     if name == "pymemcache":
         kwargs = {
             "connect_timeout": connect_timeout,

@@ -4,14 +4,12 @@ How they behave, and why:
 
 * **Client library.** pylibmc if installed, else pymemcache, else python-memcached;
   ``CACHE_OPTIONS = {"client": "pymemcache"}`` forces one. SASL needs pylibmc.
-  ``get_many`` is one request with every library. ``set_many``/``delete_many`` are one
-  pipelined request with pymemcache, but one round trip *per key* with pylibmc:
-  libmemcached sends each ``set`` and waits for its reply. No pylibmc setting gives
-  one round trip with every write still confirmed: ``buffer_requests`` makes
-  ``set_multi`` raise (pylibmc treats libmemcached's BUFFERED status as an error),
-  and the binary protocol with ``_noreply`` sends all keys at once but reports a
-  value the server refused (too large) as stored. Use pymemcache where ``set_many``
-  latency matters.
+  ``get_many`` is one request with every library, and so are ``set_many`` and
+  ``delete_many``: pymemcache pipelines them; with pylibmc (libmemcached waits for
+  each write's reply) every key but the last is sent with ``_noreply`` and the last
+  one's reply shows the server read them all. A value over ``maximum_value_length``
+  is never sent, so the one refusal noreply would hide is a server whose ``-I`` is
+  below that setting (or one out of memory under ``-M``).
 * **Threads.** Client objects are not thread-safe: each thread gets its own clone, or
   with ``pool_size`` a bounded pool is shared (``pool_blocking`` waits for a free one,
   otherwise a busy pool raises).
