@@ -1007,6 +1007,33 @@ def test_sasl_right_and_wrong_credentials(
         wrong.set("k", 1)
 
 
+def test_sasl_connects_whatever_an_earlier_call_left_on_the_stack(
+    memcached_sasl_server: MemcachedServer, made: list[MemcachedCache]
+) -> None:
+    """libmemcached 1.0.16 (bundled with pylibmc) reads the server's mechanism list,
+    ``PLAIN``, into a stack buffer without a NUL, so libsasl2 reads on into what an
+    earlier C call left there: after a stale pointer it sees ``PLAINU...`` and the
+    connection fails with error 40. A read timeout on a plain pylibmc cache left
+    such a pointer. Here ctypes leaves 'U's at a range of stack depths (it lays a
+    call's arguments out on the stack) before each new connection."""
+    pytest.importorskip("pylibmc")
+    import ctypes
+
+    snprintf = ctypes.CDLL(None).snprintf  # variadic: ignores extra arguments
+    stale = ctypes.c_longlong(0x5555555555555555)  # b"UUUUUUUU"
+    cache = sasl_cache(memcached_sasl_server, made)
+    cache.set("k", 1)
+    failed = []
+    for count in range(100, 400, 4):
+        cache.close()  # the next call connects, so authenticates, again
+        snprintf(None, 0, b"", *([stale] * count))
+        try:
+            assert cache.get("k") == 1
+        except BackendError:
+            failed.append(count)
+    assert failed == []
+
+
 def test_sasl_options_are_pylibmc_behaviours(
     memcached_sasl_server: MemcachedServer, made: list[MemcachedCache]
 ) -> None:

@@ -7,6 +7,7 @@ lists the library's exception types; :class:`~._memcached.Pool` translates them.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -27,12 +28,14 @@ __all__ = [
     "NoReply",
     "PylibmcDriver",
     "PymemcacheDriver",
+    "SaslPylibmcDriver",
     "build_driver_factory",
     "ensure_sasl_plugin_path",
     "import_client",
 ]
 
 T = t.TypeVar("T")
+P = t.ParamSpec("P")
 
 #: every client library we can drive, in the order we try them
 CLIENT_NAMES = ("pylibmc", "pymemcache", "memcache")
@@ -182,9 +185,7 @@ class PylibmcDriver(_TimeKeywordWrites):
         self.raw.disconnect_all()
 
     def clone(self) -> PylibmcDriver:
-        return PylibmcDriver(
-            self._mod, self.raw.clone(), self._poll_timeout, self._quiet
-        )
+        return type(self)(self._mod, self.raw.clone(), self._poll_timeout, self._quiet)
 
     def explain(self, exc: BaseException) -> str:
         text = str(exc)
@@ -197,7 +198,7 @@ class PylibmcDriver(_TimeKeywordWrites):
                 f"memcached SASL authentication failed ({text}): check "
                 "CACHE_MEMCACHED_USERNAME and CACHE_MEMCACHED_PASSWORD"
             )
-        if "FAILED TO SEND AUTHENTICATION" in text:
+        if _AUTH_NOT_STARTED in text:
             return (
                 f"memcached SASL authentication could not start ({text}): libsasl2 "
                 "found no PLAIN mechanism. Install your system's SASL modules "
@@ -205,6 +206,95 @@ class PylibmcDriver(_TimeKeywordWrites):
                 "before pylibmc is first imported"
             )
         return _explain(exc)
+
+
+#: how pylibmc reports that libmemcached could not start SASL authentication (40)
+_AUTH_NOT_STARTED = "FAILED TO SEND AUTHENTICATION"
+
+_scrub: Callable[[], None] | None = None
+
+
+def scrub_c_stack() -> None:
+    """Overwrite about 40 KB of C stack below the caller with zeros and pointers
+    into shared libraries, and return.
+
+    A C function called with many arguments makes ctypes lay out (zeroed) records
+    for them on the stack; ``snprintf(NULL, 0, "", ...)`` ignores them, being
+    variadic, and writes nothing. Does nothing without ctypes or a C library.
+    """
+    global _scrub
+    if _scrub is None:
+        try:
+            import ctypes
+
+            snprintf = ctypes.CDLL(None).snprintf
+        except (ImportError, OSError, AttributeError):
+            _scrub = lambda: None  # noqa: E731
+        else:
+            zeros = (0,) * 1000  # ctypes takes at most 1024
+
+            def scrub() -> None:
+                snprintf(None, 0, b"", *zeros)
+
+            _scrub = scrub
+    _scrub()
+
+
+def _retry_unstarted_auth(
+    method: Callable[t.Concatenate[PylibmcDriver, P], T],
+) -> Callable[t.Concatenate[PylibmcDriver, P], T]:
+    @functools.wraps(method)
+    def call(self: PylibmcDriver, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except self._mod.Error as exc:
+            if _AUTH_NOT_STARTED not in str(exc):
+                raise
+        # Authentication runs when the connection opens, before the request is
+        # sent, so the request can be made again. The scrub must run in this frame,
+        # at the depth from which the retry calls into libmemcached.
+        self.raw.disconnect_all()
+        scrub_c_stack()
+        return method(self, *args, **kwargs)
+
+    return call
+
+
+class SaslPylibmcDriver(PylibmcDriver):
+    """:class:`PylibmcDriver` for a client with SASL credentials.
+
+    libmemcached 1.0.16, which the pylibmc wheels bundle, reads the server's list of
+    SASL mechanisms (``PLAIN``) into a stack buffer without terminating it, and
+    hands it to libsasl2, which reads on to the first NUL. Whatever an earlier C
+    call left on the stack there becomes part of the list: a stale pointer makes it
+    ``PLAINU...``, a mechanism nobody has, and the connection fails with error 40
+    ("FAILED TO SEND AUTHENTICATION"). What is left there depends on every earlier
+    call in the thread (a read timeout on any other pylibmc client was enough), so
+    any cache could fail at random. Every operation here that fails that way is
+    run again once, after :func:`scrub_c_stack` has put zeros where the buffer
+    will be; if it fails again, libsasl2 really has no mechanism the server offers.
+    """
+
+
+for _name in (
+    "get",
+    "get_multi",
+    "set",
+    "set_multi",
+    "add",
+    "delete",
+    "delete_multi",
+    "incr",
+    "gets",
+    "cas",
+    "flush_all",
+):
+    setattr(
+        SaslPylibmcDriver,
+        _name,
+        _retry_unstarted_auth(getattr(PylibmcDriver, _name)),
+    )
+del _name
 
 
 class PymemcacheDriver:
@@ -431,7 +521,8 @@ def build_driver_factory(
             behaviors=behaviors,
         )
         quiet = bool(behaviors.get("_noreply"))
-        return name, PylibmcDriver(module, raw, int(behaviors["_poll_timeout"]), quiet)
+        kind = PylibmcDriver if username is None else SaslPylibmcDriver
+        return name, kind(module, raw, int(behaviors["_poll_timeout"]), quiet)
     if name == "pymemcache":
         kwargs = {
             "connect_timeout": connect_timeout,
