@@ -85,11 +85,13 @@ class PylibmcDriver(_TimeKeywordWrites):
     Bulk writes: libmemcached waits for each ``set``'s reply, so ``set_multi`` and
     ``delete_multi`` send every key but the last with ``_noreply`` (no waiting) and
     only the last one waits. memcached answers a connection's commands in order, so
-    that one reply shows the server has read them all: one round trip, and a dead
-    server still raises. What noreply cannot report is a server refusing a write
-    (out of memory under ``-M``, or a value over its ``-I``); the backend never
-    sends values over ``maximum_value_length``, so only a server set below that
-    goes unreported.
+    that one reply shows the server has read them all: one round trip, and a server
+    that cannot be reached still raises. With several servers the reply vouches for
+    the last key's server only; a connection to another one that broke since its
+    last request fails its next request instead. What noreply cannot report is a
+    server refusing a write (out of memory under ``-M``, or a value over its
+    ``-I``); the backend never sends values over ``maximum_value_length``, so only a
+    server set below that goes unreported.
     """
 
     def __init__(
