@@ -17,16 +17,11 @@ from werkzeug.wrappers import Response
 
 from .context import app_or_none, request_path
 from .entry import MISS, data_to_response, is_response_data, response_to_data
+from .flow import Flow, Outcome
 from .keys import query_digest, source_digest
 from .locks import lock_options
-from .lookup import (
-    Flow,
-    Outcome,
-    check_callable,
-    check_timeout,
-    unless_caller,
-)
 from .lookup import begin as lookup_begin
+from .options import check_callable, check_timeout, unless_caller
 from .privacy import Guard, PrivateMode, check_private, parse_vary
 from .runtime import Runtime
 from .signals import cache_view_hit, cache_view_miss

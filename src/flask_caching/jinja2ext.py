@@ -22,8 +22,9 @@ from jinja2.ext import Extension
 from jinja2.parser import Parser
 from markupsafe import Markup
 
+from .flow import Outcome, drive_sync
 from .keys import make_template_fragment_key
-from .lookup import Outcome, begin, drive_sync
+from .lookup import begin
 from .runtime import Runtime
 
 #: attribute of the Jinja environment holding the function that finds the Runtime

@@ -3,15 +3,16 @@
 :func:`get_or_compute` is a generator: it reads the backend and decides hit or miss;
 when it needs something only the caller's world can do it *yields* an instruction:
 
-- :data:`COMPUTE`: run the function (call it, or await it) and send back its
-  :class:`Outcome`; the generator stores the payload;
-- :class:`Wait`: pause, either for another caller's computation in this process or
+- :data:`.flow.COMPUTE`: run the function (call it, or await it) and send back its
+  :class:`.flow.Outcome`; the generator stores the payload;
+- :class:`.flow.Wait`: pause, either for another caller's computation in this process or
   for a few milliseconds between two reads of a key locked by another process. The
   sync driver blocks the thread; the async driver awaits (``asyncio.sleep`` or a
   future), so waiting tasks never block their event loop.
 
 The caching logic, locks and staleness included, is therefore written once, and
-:func:`drive_sync` / :func:`drive_async` only run functions and waits.
+:func:`.flow.drive_sync` / :func:`.flow.drive_async` only run functions and waits;
+the decorators' option checks are in :mod:`.options`.
 
 A hit costs one ``get_many`` of the value key and its version keys, whatever the
 lock options: locking only begins on a miss (see :mod:`.locks`). A miss with
@@ -29,74 +30,18 @@ functions working with no thread to manage.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 import time
 import typing as t
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 
 from . import locks
 from .entry import MAGIC, MISS, Entry, is_fresh, pack, unpack
+from .flow import COMPUTE, Flow, Outcome, Step, Wait
 from .locks import Landing, LockOptions, Policy
 from .runtime import Runtime
 
-T = t.TypeVar("T")
-
 logger = logging.getLogger("flask_caching")
-
-
-class Compute:
-    """The instruction "run the function now and send me its :class:`Outcome`"."""
-
-
-COMPUTE = Compute()
-
-
-class Wait:
-    """The instruction "pause, then send me None".
-
-    With a *flight*, until that computation in this process lands (or its waiting
-    deadline passes); otherwise for *seconds*.
-    """
-
-    __slots__ = ("flight", "seconds")
-
-    def __init__(
-        self, *, flight: locks.Flight | None = None, seconds: float = 0.0
-    ) -> None:
-        self.flight = flight
-        self.seconds = seconds
-
-    def block(self) -> None:
-        if self.flight is not None:
-            self.flight.wait()
-        else:
-            time.sleep(self.seconds)
-
-    async def pause(self) -> None:
-        if self.flight is not None:
-            await self.flight.wait_async()
-        else:
-            await asyncio.sleep(self.seconds)
-
-
-class Outcome(t.NamedTuple):
-    """What a computation produced.
-
-    ``result`` goes back to the caller; ``payload`` is stored (``MISS`` = store
-    nothing); ``timeout`` overrides the decorator's timeout when not None.
-    """
-
-    result: t.Any
-    payload: t.Any
-    timeout: int | None = None
-
-
-Instruction = Compute | Wait
-#: what :func:`get_or_compute` returns: ``(hit, value)`` when it finishes
-Flow = Generator[Instruction, Outcome | None, tuple[bool, t.Any]]
-_Step = Generator[Instruction, Outcome | None, T]
 
 
 def get_or_compute(
@@ -234,7 +179,7 @@ class _Job:
     def may_serve_stale(self, stale: Entry) -> bool:
         return time.time() < stale[3] + self.policy.stale_while_revalidate
 
-    def run(self) -> _Step[Outcome]:
+    def run(self) -> Step[Outcome]:
         outcome = yield COMPUTE
         assert outcome is not None
         return outcome
@@ -274,7 +219,7 @@ class _Job:
 
     def compute(
         self, found: Sequence[t.Any] | None, stale: Entry | None
-    ) -> _Step[tuple[bool, t.Any, Landing]]:
+    ) -> Step[tuple[bool, t.Any, Landing]]:
         """Run the function and store its result, taking no lock."""
         try:
             outcome = yield from self.run()
@@ -287,7 +232,7 @@ class _Job:
 
     def single_flight(
         self, found: list[t.Any] | None, stale: Entry | None
-    ) -> _Step[tuple[bool, t.Any]]:
+    ) -> Step[tuple[bool, t.Any]]:
         """A miss with locking: join this process's flight of the key, or lead it."""
         me = locks.current_owner()
         backend = self.rt.backend
@@ -315,7 +260,7 @@ class _Job:
 
     def lead(
         self, flight: locks.Flight, found: list[t.Any] | None, stale: Entry | None
-    ) -> _Step[tuple[bool, t.Any, Landing]]:
+    ) -> Step[tuple[bool, t.Any, Landing]]:
         """Take the backend lock, or wait for its holder's value, then compute."""
         rt, policy = self.rt, self.policy
         lkey = locks.lock_key(self.key)
@@ -365,7 +310,7 @@ class _Job:
 
     def locked_compute(
         self, lkey: str, token: str, found: list[t.Any] | None, *, hand_over: bool
-    ) -> _Step[tuple[bool, t.Any, Landing]]:
+    ) -> Step[tuple[bool, t.Any, Landing]]:
         """Holding the lock: re-read (someone may have stored the value just before
         we took it), compute, store, release. With *hand_over*, a result that was not
         stored (or an exception) leaves a PASS marker so waiters stop waiting."""
@@ -387,7 +332,7 @@ class _Job:
 
     def revalidate(
         self, found: list[t.Any] | None, stale: Entry
-    ) -> _Step[tuple[bool, t.Any]]:
+    ) -> Step[tuple[bool, t.Any]]:
         """A stale entry within ``stale_while_revalidate``: one caller refreshes it
         inline, everyone else gets the stale value at once."""
         me = locks.current_owner()
@@ -406,7 +351,7 @@ class _Job:
 
     def refresh(
         self, found: list[t.Any] | None, stale: Entry
-    ) -> _Step[tuple[bool, t.Any, Landing]]:
+    ) -> Step[tuple[bool, t.Any, Landing]]:
         lkey = locks.lock_key(self.key)
         token = locks.new_token()
         if locks.acquire(self.rt, lkey, token, self.policy.lease) is not True:
@@ -451,82 +396,3 @@ def store(
         versions = ()
     keep = seconds + grace if seconds > 0 else 0
     return rt.write(key, pack(outcome.payload, versions, seconds), keep, name)
-
-
-def drive_sync(flow: Flow, compute: Callable[[], Outcome]) -> tuple[bool, t.Any]:
-    """Run *flow*: call *compute* and block on waits when it asks.
-
-    Exceptions (from the function or while waiting) reach the flow first, so it can
-    release what it holds.
-    """
-    try:
-        instruction = next(flow)
-        while True:
-            reply: Outcome | None = None
-            try:
-                if isinstance(instruction, Wait):
-                    instruction.block()
-                else:
-                    reply = compute()
-            except BaseException as exc:
-                instruction = flow.throw(exc)
-            else:
-                instruction = flow.send(reply)
-    except StopIteration as stop:
-        return t.cast(tuple[bool, t.Any], stop.value)
-
-
-async def drive_async(
-    flow: Flow, compute: Callable[[], Awaitable[Outcome]]
-) -> tuple[bool, t.Any]:
-    """Like :func:`drive_sync` for a coroutine function; waits do not block the loop."""
-    try:
-        instruction = next(flow)
-        while True:
-            reply: Outcome | None = None
-            try:
-                if isinstance(instruction, Wait):
-                    await instruction.pause()
-                else:
-                    reply = await compute()
-            except BaseException as exc:
-                instruction = flow.throw(exc)
-            else:
-                instruction = flow.send(reply)
-    except StopIteration as stop:
-        return t.cast(tuple[bool, t.Any], stop.value)
-
-
-def check_timeout(timeout: t.Any, name: str = "timeout") -> int | None:
-    """Validate a decorator's timeout at decoration time; fractions round up."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise ValueError(f"{name} must be a number of seconds or None, got {timeout!r}")
-    if timeout < 0:
-        raise ValueError(
-            f"{name} must be >= 0 seconds (0 = never expire), got {timeout!r}"
-        )
-    return int(timeout) if timeout == int(timeout) else int(timeout) + 1
-
-
-def check_callable(value: t.Any, name: str) -> None:
-    """Fail at decoration time when an option that must be callable is not."""
-    if value is not None and not callable(value):
-        raise TypeError(f"{name} must be a callable or None, got {value!r}")
-
-
-def unless_caller(
-    unless: Callable[..., t.Any] | None,
-) -> Callable[..., bool] | None:
-    """Adapt ``unless``: called with no arguments, or with (f, *args, **kwargs)."""
-    if unless is None:
-        return None
-    check_callable(unless, "unless")
-    try:
-        takes_args = bool(inspect.signature(unless).parameters)
-    except (TypeError, ValueError):
-        takes_args = False
-    if takes_args:
-        return lambda f, *a, **kw: bool(unless(f, *a, **kw))
-    return lambda f, *a, **kw: bool(unless())

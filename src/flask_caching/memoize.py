@@ -19,16 +19,11 @@ from collections.abc import Callable
 
 from .cached import CachedFunction
 from .entry import MISS
+from .flow import Flow, Outcome
 from .keys import ArgumentKey, canonical, digest, function_name, hash_tag, source_digest
 from .locks import lock_options
-from .lookup import (
-    Flow,
-    Outcome,
-    check_callable,
-    check_timeout,
-    unless_caller,
-)
 from .lookup import begin as lookup_begin
+from .options import check_callable, check_timeout, unless_caller
 from .runtime import Runtime, new_version
 from .signals import cache_memoize_hit, cache_memoize_miss
 from .wrapping import wrap

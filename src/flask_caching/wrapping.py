@@ -13,7 +13,7 @@ import inspect
 import typing as t
 from collections.abc import Callable
 
-from .lookup import Flow, Outcome, drive_async, drive_sync
+from .flow import Flow, Outcome, drive_async, drive_sync
 from .runtime import Runtime
 
 #: None to bypass the cache, else (runtime, key, hit payload or MISS, miss flow)
