@@ -28,7 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from servers import HOST, MemcachedServer, free_port, start_memcached
 
-from flask_caching.backends import _memcached
+from flask_caching.backends import _memcached, _memcached_keys, _memcached_listing
 from flask_caching.backends._memcached import MAX_KEY_LENGTH, KeyMapper
 from flask_caching.backends._memcached_drivers import (
     PylibmcDriver,
@@ -439,7 +439,7 @@ def test_fast_key_mapping_matches_the_reference(key: str) -> None:
 
 
 def test_key_memo_is_bounded_and_stays_right(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_memcached, "MEMO_SIZE", 8)
+    monkeypatch.setattr(_memcached_keys, "MEMO_SIZE", 8)
     mapper = KeyMapper("m_")
     keys = [f"k{i}" for i in range(50)] + ["with space", "é", "k" * 300, "~x", ""]
     for _ in range(2):
@@ -719,20 +719,20 @@ def test_clear_waits_for_a_busy_crawler_then_gives_up(
 ) -> None:
     cache = build("pymemcache")
     cache.set("k", 1)
-    real = _memcached._metadump
+    real = _memcached_listing._metadump
     answers: list[str] = []
 
     def busy_twice(sock: socket.socket, prefix: bytes) -> list[str] | None:
         answers.append("busy" if len(answers) < 2 else "listed")
         return None if len(answers) <= 2 else real(sock, prefix)
 
-    monkeypatch.setattr(_memcached, "_metadump", busy_twice)
+    monkeypatch.setattr(_memcached_listing, "_metadump", busy_twice)
     assert cache.clear() is True and cache.get("k") is None
     assert answers == ["busy", "busy", "listed"]
 
     cache.set("k", 1)
-    monkeypatch.setattr(_memcached, "_metadump", lambda sock, prefix: None)
-    monkeypatch.setattr(_memcached, "BUSY_WAIT", 0.1)
+    monkeypatch.setattr(_memcached_listing, "_metadump", lambda sock, prefix: None)
+    monkeypatch.setattr(_memcached_listing, "BUSY_WAIT", 0.1)
     started = time.monotonic()
     with pytest.raises(BackendError, match="stayed busy"):
         cache.clear()

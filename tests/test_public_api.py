@@ -110,3 +110,35 @@ def test_import_direction() -> None:
                 elif _layer(target) > here:
                     problems.append(f"{rel} (layer {here}) imports {target}")
     assert problems == []
+
+
+#: the memcached backend's modules inside ``backends`` (all layer 2), lowest first:
+#: at module level each imports only the ones before it. memcache loads
+#: _memcached_sasl lazily (a function-level import), which this does not count.
+MEMCACHED_LAYERS = [
+    "_memcached_keys",
+    "_memcached_listing",
+    "_memcached",
+    "_pylibmc_driver",
+    "_memcached_drivers",
+    "memcache",
+    "_memcached_sasl",
+]
+
+
+def test_memcached_modules_import_downward() -> None:
+    backends = SRC / "backends"
+    found = {p.stem for p in backends.glob("*.py") if "memcache" in p.stem}
+    found |= {p.stem for p in backends.glob("*pylibmc*.py")}
+    assert found == set(MEMCACHED_LAYERS), "give each memcached module a layer"
+    problems = []
+    for rank, name in enumerate(MEMCACHED_LAYERS):
+        tree = ast.parse((backends / f"{name}.py").read_text())
+        for node in tree.body:  # module level only
+            if not isinstance(node, ast.ImportFrom) or node.level != 1:
+                continue
+            targets = [node.module] if node.module else [a.name for a in node.names]
+            for target in targets:
+                if target in MEMCACHED_LAYERS[rank:]:
+                    problems.append(f"backends.{name} imports backends.{target}")
+    assert problems == []

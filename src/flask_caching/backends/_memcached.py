@@ -1,39 +1,45 @@
-"""Plumbing for the memcached backends: keys, values, the driver interface, a pool.
+"""Plumbing for the memcached backends: settings, values, the driver interface, a pool.
 
 The backends in :mod:`.memcache` talk to the server through a small :class:`Driver`
 interface (bytes in, bytes out, valid keys only; implementations for each client
-library are in :mod:`._memcached_drivers`), so the libraries look alike and their
-exceptions are translated in one place, :meth:`Pool.reserve`, into
-:class:`~flask_caching.exceptions.BackendError`.
+library are in :mod:`._memcached_drivers` and :mod:`._pylibmc_driver`), so the
+libraries look alike and their exceptions are translated in one place,
+:meth:`Pool.reserve`, into :class:`~flask_caching.exceptions.BackendError`.
 
-* :class:`KeyMapper` turns any ``str`` key into a key memcached accepts.
 * :func:`encode`/:func:`decode` store ints as decimal text (so the server's ``incr``
   works on them) and everything else through the backend's serializer.
 * :class:`Pool` hands each thread a driver of its own, or shares a bounded set.
-* :func:`list_keys` lists one server's keys under a prefix (``lru_crawler metadump``),
-  which lets ``clear()`` delete only its own prefix.
+
+Key mapping (:class:`KeyMapper`) lives in :mod:`._memcached_keys` and key listing
+for ``clear()`` (:func:`list_keys`) in :mod:`._memcached_listing`; both are
+re-exported here. Patch their constants (``MEMO_SIZE``, ``BUSY_WAIT``) in those
+modules: the copies here are not read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
-import random
 import re
-import socket
 import threading
-import time
 import typing as t
 import weakref
 from collections.abc import Callable
 from types import TracebackType
-from urllib.parse import unquote_to_bytes
 
 from ..exceptions import BackendError, ConfigurationError
 from ..serializers import PickleSerializer as PickleSerializer
 from ..serializers import Serializer as Serializer
+from ._memcached_keys import MAX_KEY_LENGTH as MAX_KEY_LENGTH
+from ._memcached_keys import MEMO_SIZE as MEMO_SIZE
+from ._memcached_keys import RESERVED_SUFFIX_LENGTH as RESERVED_SUFFIX_LENGTH
+from ._memcached_keys import KeyMapper as KeyMapper
+from ._memcached_keys import Prefix as Prefix
+from ._memcached_keys import check_prefix as check_prefix
+from ._memcached_listing import BUSY_WAIT as BUSY_WAIT
+from ._memcached_listing import KeyListingUnsupported as KeyListingUnsupported
+from ._memcached_listing import list_keys as list_keys
 
 __all__ = [
     "Driver",
@@ -56,117 +62,8 @@ __all__ = [
 
 logger = logging.getLogger("flask_caching")
 
-#: memcached refuses keys longer than this many bytes
-MAX_KEY_LENGTH = 250
-#: the longest suffix we append to the prefix ourselves ("~h:" + a sha256 hex digest)
-RESERVED_SUFFIX_LENGTH = 3 + 64
-#: how many key mappings a :class:`KeyMapper` with a fixed prefix remembers
-MEMO_SIZE = 2048
-
-# A key is passed through unchanged only when memcached accepts it as it is: printable
-# ASCII without spaces, and not starting with "~", which we keep for our own keys.
-_PLAIN_KEY = re.compile(r"[!-}][!-~]*\Z")
 _DECIMAL = re.compile(rb"-?[0-9]+ *\Z")  # incr may leave trailing spaces behind
 _DIGIT_START = frozenset(b"-0123456789")
-# a key the text protocol can name: what clear() may delete from a metadump listing
-_SENDABLE_KEY = re.compile(rb"[!-~]{1,250}\Z")
-
-Prefix: t.TypeAlias = "str | t.Callable[[], str]"
-
-
-def check_prefix(prefix: str) -> str:
-    """Return *prefix* if memcached keys can start with it, else raise."""
-    if not isinstance(prefix, str) or (prefix and not _PLAIN_KEY.match(prefix)):
-        raise ConfigurationError(
-            f"CACHE_KEY_PREFIX must be printable ASCII without spaces, got {prefix!r}"
-        )
-    if len(prefix) > MAX_KEY_LENGTH - RESERVED_SUFFIX_LENGTH:
-        raise ConfigurationError(
-            f"CACHE_KEY_PREFIX is {len(prefix)} characters; memcached keys are "
-            f"limited to {MAX_KEY_LENGTH} bytes, so keep the prefix at most "
-            f"{MAX_KEY_LENGTH - RESERVED_SUFFIX_LENGTH} characters"
-        )
-    return prefix
-
-
-class KeyMapper:
-    """Map cache keys onto memcached keys, collision-free.
-
-    A key that memcached accepts as it is (printable ASCII, no spaces, not starting
-    with ``~``, at most 250 bytes with the prefix) is only prefixed. Every other key
-    becomes ``prefix + "~h:" + sha256(key)``; since no pass-through key starts with
-    ``~``, a mapped key can never equal a pass-through one. Keys beginning ``~c:`` are
-    left for spread chunks (see :class:`~.memcache.SpreadSASLMemcachedCache`).
-    Either way the memcached key starts with the prefix, so ``clear()`` finds it.
-
-    *prefix* may be a callable returning the prefix (evaluated on every call).
-    :attr:`map` is the mapping as a plain function; with a fixed prefix it remembers
-    the last :data:`MEMO_SIZE` keys (then starts over).
-    """
-
-    __slots__ = ("_prefix", "map")
-
-    def __init__(self, prefix: Prefix) -> None:
-        self._prefix: Prefix
-        #: key -> memcached key
-        self.map: Callable[[str], str]
-        if callable(prefix):
-            self._prefix = prefix
-            self.map = self._map
-        else:
-            self._prefix = check_prefix(prefix)
-            self.map = self._memoized(self._prefix)
-
-    @property
-    def prefix(self) -> str:
-        """The current prefix."""
-        if callable(self._prefix):
-            return check_prefix(self._prefix())
-        return self._prefix
-
-    def __call__(self, key: str) -> str:
-        return self.map(key)
-
-    def _map(self, key: str) -> str:
-        if not isinstance(key, str):
-            raise TypeError(f"cache keys must be str, got {type(key).__name__}")
-        prefix = self.prefix
-        if len(key) <= MAX_KEY_LENGTH - len(prefix) and _PLAIN_KEY.match(key):
-            return prefix + key
-        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-        return f"{prefix}~h:{digest}"
-
-    def _memoized(self, prefix: str) -> Callable[[str], str]:
-        memo: dict[str, str] = {}
-        room = MAX_KEY_LENGTH - len(prefix)
-        slow = self._map
-
-        def map_key(key: str) -> str:
-            try:
-                return memo[key]
-            except KeyError:
-                pass
-            except TypeError:  # unhashable, so not a str: _map says so
-                return slow(key)
-            # what _PLAIN_KEY accepts, with C string methods: printable ASCII
-            # (0x20-0x7e) without spaces, not empty, not starting with "~"
-            if (
-                type(key) is str
-                and 0 < len(key) <= room
-                and key.isascii()
-                and key.isprintable()
-                and " " not in key
-                and key[0] != "~"
-            ):
-                mapped = prefix + key
-            else:
-                mapped = slow(key)
-            if len(memo) >= MEMO_SIZE:
-                memo.clear()
-            memo[key] = mapped
-            return mapped
-
-        return map_key
 
 
 def check_positive(name: str, value: t.Any, integer: bool = False) -> None:
@@ -296,6 +193,32 @@ class Driver(t.Protocol):
     def explain(self, exc: BaseException) -> str: ...
 
 
+def _explain(exc: BaseException) -> str:
+    return f"memcached request failed: {type(exc).__name__}: {exc}"
+
+
+class _TimeKeywordWrites:
+    """The writes of the clients that name the expiry ``time=`` (pylibmc and
+    python-memcached): the same five calls, written once."""
+
+    raw: t.Any
+
+    def set(self, key: str, value: bytes, exptime: int) -> bool:
+        return bool(self.raw.set(key, value, time=exptime))
+
+    def set_multi(self, items: dict[str, bytes], exptime: int) -> list[str]:
+        return list(self.raw.set_multi(items, time=exptime))
+
+    def add(self, key: str, value: bytes, exptime: int) -> bool:
+        return bool(self.raw.add(key, value, time=exptime))
+
+    def delete(self, key: str) -> bool:
+        return bool(self.raw.delete(key))
+
+    def delete_multi(self, keys: list[str]) -> None:
+        self.raw.delete_multi(keys)
+
+
 class Lease:
     """A driver lent by a :class:`Pool`: ``with pool.reserve() as driver: ...``.
 
@@ -416,101 +339,3 @@ class Pool:
         with self._cond:
             self._idle.append(lease)
             self._cond.notify()
-
-
-# --- listing keys: lru_crawler metadump ---------------------------------------------
-
-#: seconds ``list_keys`` keeps retrying while the server's LRU crawler is busy (one
-#: metadump at a time per server: another client's, or another ``clear()``)
-BUSY_WAIT = 5.0
-
-
-class KeyListingUnsupported(Exception):
-    """The server cannot list its keys: memcached older than 1.4.31, started with
-    ``-o no_lru_crawler`` or ``-X``, or not speaking the ASCII protocol."""
-
-
-def _connect(server: str, connect_timeout: float, timeout: float) -> socket.socket:
-    if server.startswith(("/", "unix:")):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(connect_timeout)
-            sock.connect(server.removeprefix("unix:"))
-        except BaseException:
-            sock.close()
-            raise
-    else:
-        host, _, port = server.rpartition(":")
-        sock = socket.create_connection(
-            (host.strip("[]"), int(port)), timeout=connect_timeout
-        )
-    sock.settimeout(timeout)
-    return sock
-
-
-def _metadump(sock: socket.socket, prefix: bytes) -> list[str] | None:
-    """Keys starting with *prefix* from one ``lru_crawler metadump all``; ``None``
-    if the crawler is busy. Lines look like ``key=<url-encoded> exp=... size=...``."""
-    sock.sendall(b"lru_crawler metadump all\r\n")
-    keys: list[str] = []
-    rest = b""
-    first = True
-    while True:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            raise ConnectionError("memcached closed the connection during metadump")
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            if line.startswith(b"key="):
-                end = line.find(b" ")
-                quoted = line[4:] if end < 0 else line[4:end]
-                key = unquote_to_bytes(quoted) if b"%" in quoted else quoted
-                # only keys a text-protocol client can name (and so delete)
-                if key.startswith(prefix) and _SENDABLE_KEY.match(key):
-                    keys.append(key.decode("ascii"))
-            elif line == b"END\r":
-                return keys
-            elif first:
-                reply = line.rstrip(b"\r").decode("ascii", "replace")
-                if reply.startswith("BUSY"):
-                    return None
-                if reply.startswith("NOTSTARTED"):  # no items at all
-                    return keys
-                if reply.startswith(("ERROR", "CLIENT_ERROR")):
-                    raise KeyListingUnsupported(reply)
-                raise BackendError(f"memcached lru_crawler metadump: {reply}")
-            first = False
-
-
-def list_keys(
-    server: str,
-    prefix: str,
-    *,
-    connect_timeout: float,
-    timeout: float,
-    busy_wait: float | None = None,
-) -> list[str]:
-    """The keys on *server* that start with *prefix*, from ``lru_crawler metadump``.
-
-    One short-lived connection per attempt; *connect_timeout* bounds the connect and
-    *timeout* every read. While the crawler is busy it retries for *busy_wait*
-    seconds (default :data:`BUSY_WAIT`), then raises BackendError. Raises
-    :class:`KeyListingUnsupported` if the server cannot list keys, and ``OSError``
-    if it cannot be reached or a read times out.
-    """
-    if busy_wait is None:
-        busy_wait = BUSY_WAIT
-    deadline = time.monotonic() + busy_wait
-    wanted = prefix.encode("ascii")
-    while True:
-        with _connect(server, connect_timeout, timeout) as sock:
-            keys = _metadump(sock, wanted)
-        if keys is not None:
-            return keys
-        if time.monotonic() >= deadline:
-            raise BackendError(
-                f"memcached {server}: its LRU crawler stayed busy for {busy_wait} s"
-                " (another metadump running); clear() deleted nothing there"
-            )
-        time.sleep(random.uniform(0.01, 0.05))

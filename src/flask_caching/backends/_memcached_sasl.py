@@ -13,8 +13,9 @@ import typing as t
 from collections.abc import Mapping, Sequence
 
 from ..exceptions import ConfigurationError
-from ._memcached import Driver, Prefix
+from ._memcached import Driver
 from ._memcached_drivers import build_driver_factory
+from ._memcached_keys import Prefix
 from .base import Timeout
 from .memcache import MemcachedCache
 
@@ -27,7 +28,7 @@ class SASLMemcachedCache(MemcachedCache):
     CACHE_OPTIONS other than :class:`MemcachedCache`'s own keyword arguments are
     pylibmc behaviours. The pylibmc wheel bundles a libsasl2 that cannot find the
     system's SASL plugins; unless ``SASL_PATH`` is set, importing the backend's
-    client points it at them (see :func:`._memcached.ensure_sasl_plugin_path`).
+    client points it at them (see :func:`._pylibmc_driver.ensure_sasl_plugin_path`).
     Wrong credentials make every operation raise a BackendError that says so.
 
     ``clear()`` flushes the **whole server**, whatever the prefix: a SASL server

@@ -50,7 +50,7 @@ How they behave, and why:
 * **SASL** (:class:`SASLMemcachedCache`): the pylibmc wheel's bundled libsasl2 looks
   for its plugins in the wrong folder. Unless ``SASL_PATH`` is set, it is pointed at
   the system's (``/usr/lib/<multiarch>/sasl2`` etc.; Debian: libsasl2-modules) before
-  pylibmc is first imported; see :func:`._memcached_drivers.ensure_sasl_plugin_path`.
+  pylibmc is first imported; see :func:`._pylibmc_driver.ensure_sasl_plugin_path`.
 * **Forks**: a forked worker opens its own connections on first use.
 """
 
@@ -66,21 +66,19 @@ from collections.abc import Mapping, Sequence
 from ..exceptions import BackendError, ConfigurationError
 from ._memcached import (
     Driver,
-    KeyListingUnsupported,
-    KeyMapper,
     NotANumber,
     PickleSerializer,
     Pool,
-    Prefix,
     Serializer,
     check_positive,
     check_servers,
     encode,
-    list_keys,
     make_dumper,
     make_loader,
 )
 from ._memcached_drivers import build_driver_factory
+from ._memcached_keys import KeyMapper, Prefix
+from ._memcached_listing import KeyListingUnsupported, list_keys
 from .base import BaseCache, Timeout, iteritems_wrapper
 
 if t.TYPE_CHECKING:
@@ -377,7 +375,7 @@ class MemcachedCache(BaseCache):
         batches of :data:`CLEAR_BATCH`. Every key starting with the prefix goes,
         including those of a longer prefix that extends it. A key written while
         ``clear()`` runs may survive it. A server that cannot list keys (see
-        :class:`~._memcached.KeyListingUnsupported`) is flushed whole instead, with
+        :class:`~._memcached_listing.KeyListingUnsupported`) is flushed whole instead, with
         a warning; SASL backends always flush (their servers speak binary only).
         """
         prefix = self._keys.prefix

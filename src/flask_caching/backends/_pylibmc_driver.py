@@ -1,0 +1,301 @@
+"""The pylibmc (libmemcached, C) drivers, and libsasl2's plugin path for its wheel.
+
+:class:`PylibmcDriver` adapts ``pylibmc.Client`` to :class:`~._memcached.Driver`
+(read timeouts that libmemcached reports as misses, pipelined bulk writes);
+:class:`SaslPylibmcDriver` works around a libmemcached SASL bug. pylibmc itself is
+never imported here: :func:`ensure_sasl_plugin_path` must run before that happens.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import platform
+import sys
+import sysconfig
+import typing as t
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from time import monotonic
+
+from ._memcached import NotANumber, _explain, _TimeKeywordWrites
+
+__all__ = [
+    "NoReply",
+    "PylibmcDriver",
+    "SaslPylibmcDriver",
+    "ensure_sasl_plugin_path",
+    "scrub_c_stack",
+]
+
+T = t.TypeVar("T")
+P = t.ParamSpec("P")
+
+
+class NoReply(Exception):
+    """memcached did not answer a read in time (pylibmc reports that as a miss)."""
+
+
+class PylibmcDriver(_TimeKeywordWrites):
+    """Drive a ``pylibmc.Client`` (libmemcached, C). Each thread gets a ``clone()``.
+
+    Reads: libmemcached reports a read timeout (a hung server) as a *miss* and only
+    then marks the server failed. So a read that misses and took at least 90% of the
+    poll timeout (``_poll_timeout``, set from ``timeout``) raises :class:`NoReply`
+    instead; a real reply is never that slow. :meth:`reset` (after every error)
+    disconnects, which also clears libmemcached's failure mark: the next call tries
+    the server again, so every call fails while it is down and the first call after
+    it is back succeeds (no ``retry_timeout`` wait).
+
+    Bulk writes: libmemcached waits for each ``set``'s reply, so ``set_multi`` and
+    ``delete_multi`` send every key but the last with ``_noreply`` (no waiting) and
+    only the last one waits. memcached answers a connection's commands in order, so
+    that one reply shows the server has read them all: one round trip, and a server
+    that cannot be reached still raises. With several servers the reply vouches for
+    the last key's server only; a connection to another one that broke since its
+    last request fails its next request instead. What noreply cannot report is a
+    server refusing a write (out of memory under ``-M``, or a value over its
+    ``-I``); the backend never sends values over ``maximum_value_length``, so only a
+    server set below that goes unreported.
+    """
+
+    def __init__(
+        self, module: t.Any, raw: t.Any, poll_timeout: int, quiet: bool = False
+    ) -> None:
+        # *poll_timeout* is the client's _poll_timeout behaviour (ms). Reading it
+        # back from the client would connect: libmemcached opens a socket to answer
+        # some behaviours (socket buffer sizes), which on SASL even authenticates.
+        self._mod = module
+        self.raw = raw
+        self.errors: tuple[type[BaseException], ...] = (module.Error, NoReply)
+        #: why authentication last failed: libmemcached then marks the server down
+        #: and later errors only say "SERVER HAS FAILED"
+        self._auth_failure: str | None = None
+        self._poll_timeout = poll_timeout
+        #: a miss that took this long (seconds) was a read timeout
+        self._slow = 0.9 * poll_timeout / 1000
+        self._no_reply = (
+            f"memcached did not answer within {poll_timeout / 1000:g} s (read timeout)"
+        )
+        #: the user configured ``_noreply`` for every write: nothing to toggle
+        self._quiet = quiet
+
+    def _pipelined(self, keys: list[str], send: Callable[[list[str]], T]) -> T:
+        """Run *send* on all *keys* but the last with ``_noreply`` on."""
+        self.raw.set_behaviors({"_noreply": True})
+        try:
+            return send(keys[:-1])
+        finally:
+            self.raw.set_behaviors({"_noreply": False})
+
+    def set_multi(self, items: dict[str, bytes], exptime: int) -> list[str]:
+        if len(items) < 2 or self._quiet:
+            return super().set_multi(items, exptime)
+        keys = list(items)
+        failed: list[str] = self._pipelined(
+            keys,
+            lambda some: list(
+                self.raw.set_multi({k: items[k] for k in some}, time=exptime)
+            ),
+        )
+        if not self.raw.set(keys[-1], items[keys[-1]], time=exptime):
+            failed.append(keys[-1])
+        return failed
+
+    def delete_multi(self, keys: list[str]) -> None:
+        if len(keys) < 2 or self._quiet:
+            return super().delete_multi(keys)
+        self._pipelined(keys, self.raw.delete_multi)
+        self.raw.delete(keys[-1])
+        return None
+
+    def get(self, key: str) -> bytes | None:
+        started = monotonic()
+        value: bytes | None = self.raw.get(key)
+        if value is None and monotonic() - started >= self._slow:
+            raise NoReply(self._no_reply)
+        return value
+
+    def get_multi(self, keys: list[str]) -> dict[str, bytes]:
+        started = monotonic()
+        found: dict[str, bytes] = self.raw.get_multi(keys)
+        if len(found) < len(keys) and monotonic() - started >= self._slow:
+            raise NoReply(self._no_reply)
+        return found
+
+    def incr(self, key: str, delta: int) -> int | None:
+        try:
+            return int(self.raw.incr(key, delta))
+        except self._mod.NotFound:
+            return None
+        except self._mod.ClientError as exc:
+            raise NotANumber(key) from exc
+
+    def gets(self, key: str) -> tuple[bytes | None, t.Any]:
+        started = monotonic()
+        found: tuple[bytes | None, t.Any] = self.raw.gets(key)
+        if found[0] is None and monotonic() - started >= self._slow:
+            raise NoReply(self._no_reply)
+        return found
+
+    def cas(self, key: str, value: bytes, token: t.Any, exptime: int) -> bool:
+        return bool(self.raw.cas(key, value, token, time=exptime))
+
+    def flush_all(self) -> None:
+        self.raw.flush_all()
+
+    def reset(self) -> None:
+        """Disconnect: drops half-read replies and libmemcached's failure marks."""
+        self.raw.disconnect_all()
+
+    def close(self) -> None:
+        self.raw.disconnect_all()
+
+    def clone(self) -> PylibmcDriver:
+        return type(self)(self._mod, self.raw.clone(), self._poll_timeout, self._quiet)
+
+    def explain(self, exc: BaseException) -> str:
+        text = str(exc)
+        if "AUTHENTICATION FAILURE" in text:
+            self._auth_failure = text
+        if self._auth_failure and isinstance(exc, self._mod.ServerDown):
+            text = f"{text}, after {self._auth_failure}"
+        if self._auth_failure:
+            return (
+                f"memcached SASL authentication failed ({text}): check "
+                "CACHE_MEMCACHED_USERNAME and CACHE_MEMCACHED_PASSWORD"
+            )
+        if _AUTH_NOT_STARTED in text:
+            return (
+                f"memcached SASL authentication could not start ({text}): libsasl2 "
+                "found no PLAIN mechanism. Install your system's SASL modules "
+                "(Debian: libsasl2-modules) and set SASL_PATH to their folder "
+                "before pylibmc is first imported"
+            )
+        return _explain(exc)
+
+
+#: how pylibmc reports that libmemcached could not start SASL authentication (40)
+_AUTH_NOT_STARTED = "FAILED TO SEND AUTHENTICATION"
+
+_scrub: Callable[[], None] | None = None
+
+
+def scrub_c_stack() -> None:
+    """Overwrite about 40 KB of C stack below the caller with zeros and pointers
+    into shared libraries, and return.
+
+    A C function called with many arguments makes ctypes lay out (zeroed) records
+    for them on the stack; ``snprintf(NULL, 0, "", ...)`` ignores them, being
+    variadic, and writes nothing. Does nothing without ctypes or a C library.
+    """
+    global _scrub
+    if _scrub is None:
+        try:
+            import ctypes
+
+            snprintf = ctypes.CDLL(None).snprintf
+        except (ImportError, OSError, AttributeError):
+            _scrub = lambda: None  # noqa: E731
+        else:
+            zeros = (0,) * 1000  # ctypes takes at most 1024
+
+            def scrub() -> None:
+                snprintf(None, 0, b"", *zeros)
+
+            _scrub = scrub
+    _scrub()
+
+
+def _retry_unstarted_auth(
+    method: Callable[t.Concatenate[PylibmcDriver, P], T],
+) -> Callable[t.Concatenate[PylibmcDriver, P], T]:
+    @functools.wraps(method)
+    def call(self: PylibmcDriver, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except self._mod.Error as exc:
+            if _AUTH_NOT_STARTED not in str(exc):
+                raise
+        # Authentication runs when the connection opens, before the request is
+        # sent, so the request can be made again. The scrub must run in this frame,
+        # at the depth from which the retry calls into libmemcached.
+        self.raw.disconnect_all()
+        scrub_c_stack()
+        return method(self, *args, **kwargs)
+
+    return call
+
+
+class SaslPylibmcDriver(PylibmcDriver):
+    """:class:`PylibmcDriver` for a client with SASL credentials.
+
+    libmemcached 1.0.16, which the pylibmc wheels bundle, reads the server's list of
+    SASL mechanisms (``PLAIN``) into a stack buffer without terminating it, and
+    hands it to libsasl2, which reads on to the first NUL. Whatever an earlier C
+    call left on the stack there becomes part of the list: a stale pointer makes it
+    ``PLAINU...``, a mechanism nobody has, and the connection fails with error 40
+    ("FAILED TO SEND AUTHENTICATION"). What is left there depends on every earlier
+    call in the thread (a read timeout on any other pylibmc client was enough), so
+    any cache could fail at random. Every operation here that fails that way is
+    run again once, after :func:`scrub_c_stack` has put zeros where the buffer
+    will be; if it fails again, libsasl2 really has no mechanism the server offers.
+    """
+
+
+for _name in (
+    "get",
+    "get_multi",
+    "set",
+    "set_multi",
+    "add",
+    "delete",
+    "delete_multi",
+    "incr",
+    "gets",
+    "cas",
+    "flush_all",
+):
+    setattr(
+        SaslPylibmcDriver,
+        _name,
+        _retry_unstarted_auth(getattr(PylibmcDriver, _name)),
+    )
+del _name
+
+
+def _pylibmc_bundles_libsasl() -> bool:
+    spec = importlib.util.find_spec("pylibmc")
+    if spec is None or spec.origin is None:
+        return False
+    libs = Path(spec.origin).parent.parent / "pylibmc.libs"
+    return any(libs.glob("libsasl2*"))
+
+
+def _sasl_plugin_dirs() -> Iterator[Path]:
+    multiarch = sysconfig.get_config_var("MULTIARCH") or (
+        f"{platform.machine()}-linux-gnu"
+    )
+    for folder in (f"/usr/lib/{multiarch}", "/usr/lib64", "/usr/lib", "/usr/local/lib"):
+        yield Path(folder) / "sasl2"
+
+
+def ensure_sasl_plugin_path() -> str | None:
+    """Point pylibmc's bundled libsasl2 at the system's SASL plugins; return the path.
+
+    The pylibmc wheel ships its own libsasl2, which looks for mechanism plugins in a
+    folder that does not exist on the host, so SASL auth fails with "FAILED TO SEND
+    AUTHENTICATION". libsasl2 reads ``SASL_PATH`` once, when pylibmc is imported, so
+    this must run first. It changes nothing if ``SASL_PATH`` is set, pylibmc does not
+    bundle libsasl2, pylibmc is already imported, or no plugin folder is found.
+    """
+    if "SASL_PATH" in os.environ or "pylibmc" in sys.modules:
+        return os.environ.get("SASL_PATH")
+    if not sys.platform.startswith("linux") or not _pylibmc_bundles_libsasl():
+        return None
+    for folder in _sasl_plugin_dirs():
+        if any(folder.glob("libplain.so*")):
+            os.environ["SASL_PATH"] = str(folder)
+            return str(folder)
+    return None
