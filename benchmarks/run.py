@@ -163,7 +163,12 @@ class Worker:
     """One side's ``workload.py --mode serve`` process, asked for one case at a time."""
 
     def __init__(
-        self, python: Path, impl: str, ports: tuple[int, int], backends: list[str]
+        self,
+        python: Path,
+        impl: str,
+        ports: tuple[int, int],
+        backends: list[str],
+        cpus: set[int] | None = None,
     ) -> None:
         self.impl = impl
         self.process = subprocess.Popen(
@@ -185,6 +190,7 @@ class Worker:
             stdout=subprocess.PIPE,
             text=True,
             cwd=HERE,
+            preexec_fn=bench_net.pin_to(cpus),
         )
         self.hello = self._read() or {"errors": {"start": "worker did not start"}}
         self.final: dict[str, t.Any] = {}
@@ -272,6 +278,8 @@ class Results:
         self.backends: dict[str, dict[str, t.Any]] = {}
         self.warnings: dict[str, int] = {"ours": 0, "upstream": 0}
         self.rounds = 0
+        #: where the timed workers and the servers run (see bench_net.placement)
+        self.placement = "not pinned"
 
     def add_pair(
         self, comparison: Comparison, a: dict[str, t.Any], b: dict[str, t.Any]
@@ -346,10 +354,11 @@ def timing(
     ports: tuple[int, int],
     results: Results,
     started: float,
+    cpus: set[int] | None = None,
 ) -> None:
     """Rounds over every comparison; its two sides alternate batch by batch."""
     workers = {
-        impl: Worker(python, impl, ports, args.backends)
+        impl: Worker(python, impl, ports, args.backends, cpus)
         for impl, python in sides.items()
     }
     try:
@@ -392,17 +401,24 @@ def measure(args: argparse.Namespace) -> Results:
     upstream = ensure_upstream()
     log(f"environments ready in {time.monotonic() - started:.0f}s")
     results = Results()
-    redis = bench_net.start_redis()
-    memcached = bench_net.start_memcached()
+    placed = bench_net.placement()
+    worker_cpus, server_cpus = placed if placed else (None, None)
+    results.placement = (
+        f"timed workers on CPU {sorted(worker_cpus)}, servers on CPU {sorted(server_cpus)}"
+        if worker_cpus and server_cpus
+        else "not pinned (one CPU)"
+    )
+    redis = bench_net.start_redis(server_cpus)
+    memcached = bench_net.start_memcached(server_cpus)
     log(
         f"redis-server pid {redis.pid} port {redis.port}; "
-        f"memcached pid {memcached.pid} port {memcached.port}"
+        f"memcached pid {memcached.pid} port {memcached.port}; {results.placement}"
     )
     ports = (redis.port, memcached.port)
     sides = {"ours": ours, "upstream": upstream}
     backends = ["--backends", *args.backends]
     try:
-        timing(args, sides, ports, results, started)
+        timing(args, sides, ports, results, started, worker_cpus)
         for impl in ("ours", "upstream"):
             results.counts[impl] = run_side(
                 sides[impl], impl, "counts", ports, *backends
@@ -493,6 +509,7 @@ def render(results: Results, args: argparse.Namespace) -> str:
     mc_ours = results.backends.get("ours", {}).get("memcached", {}).get("client", "?")
     mc_up = results.backends.get("upstream", {}).get("memcached", {}).get("client", "?")
     out.append(f"memcached client: ours {mc_ours}, released {mc_up}")
+    out.append(f"placement: {results.placement}")
     out.append(
         f"{results.rounds} rounds x {args.pairs} alternating batch pairs of "
         f"~{args.batch * 1000:.0f} ms; us = median microseconds per operation; "
