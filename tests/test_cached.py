@@ -13,7 +13,14 @@ from pathlib import Path
 import decorator_support as support
 import pytest
 from decorator_support import Backend, Calls, Clock, MakeApp
-from flask import Flask, Response, make_response, request, stream_template_string
+from flask import (
+    Flask,
+    Response,
+    make_response,
+    request,
+    session,
+    stream_template_string,
+)
 from flask.views import MethodView, View
 
 from flask_caching import SUPPORTED_HASH_FUNCTIONS, CachedResponse
@@ -798,6 +805,177 @@ def test_delete_cached_passes_view_args_to_make_cache_key(make_app: MakeApp) -> 
     with app.app_context():
         assert cache.delete_cached(user, user=7)
     assert body(app, "/u/7") == b"7-2"
+
+
+# -- delete_cached of a view with vary= / vary_on_session= ---------------------------
+
+
+def greeting_app(make_app: MakeApp, **options: t.Any) -> tuple[Flask, t.Any, t.Any]:
+    """A view at /greet/<name> that answers in the request's Accept-Language."""
+    app, cache = make_app()
+    calls = Calls()
+
+    @app.route("/greet/<name>")
+    @cache.cached(vary=["Accept-Language"], **options)
+    def greet(name: str) -> str:
+        lang = request.headers.get("Accept-Language", "en")
+        return f"{name}:{lang}:{calls()}"
+
+    return app, cache, greet
+
+
+def in_lang(app: Flask, path: str, lang: str) -> str:
+    return body(app, path, headers={"Accept-Language": lang}).decode()
+
+
+def test_delete_cached_drops_every_language_of_a_vary_view(make_app: MakeApp) -> None:
+    app, cache, greet = greeting_app(make_app)
+    assert in_lang(app, "/greet/a", "fr") == "a:fr:1"
+    assert in_lang(app, "/greet/a", "de") == "a:de:2"
+    assert in_lang(app, "/greet/a", "fr") == "a:fr:1"  # hits before the delete
+    assert in_lang(app, "/greet/a", "de") == "a:de:2"
+    with app.app_context():
+        assert greet.make_cache_key(path="/greet/a") == "view//greet/a"  # base key
+        assert cache.delete_cached(greet, path="/greet/a")
+        assert not cache.delete_cached(greet, path="/greet/a")  # nothing left
+    assert in_lang(app, "/greet/a", "de") == "a:de:3"
+    assert in_lang(app, "/greet/a", "fr") == "a:fr:4"
+    assert in_lang(app, "/greet/a", "fr") == "a:fr:4"  # cached again
+    assert in_lang(app, "/greet/a", "de") == "a:de:3"
+
+
+def test_delete_cached_of_one_path_keeps_the_variants_of_another(
+    make_app: MakeApp,
+) -> None:
+    app, cache, greet = greeting_app(make_app)
+    for path in ("/greet/a", "/greet/b"):
+        for lang in ("fr", "de"):
+            in_lang(app, path, lang)
+    with app.app_context():
+        assert cache.delete_cached(greet, path="/greet/a")
+    assert in_lang(app, "/greet/b", "fr") == "b:fr:3"
+    assert in_lang(app, "/greet/b", "de") == "b:de:4"
+    assert in_lang(app, "/greet/a", "fr") == "a:fr:5"
+    assert in_lang(app, "/greet/a", "de") == "a:de:6"
+
+
+def test_delete_cached_inside_a_request_drops_every_variant(
+    make_app: MakeApp,
+) -> None:
+    """Called from the view that changes the page: the caller's own vary values
+    (its language, its session) do not narrow what is deleted."""
+    app, cache, greet = greeting_app(make_app, vary_on_session=True)
+    app.secret_key = "test-secret"
+    deleted: list[bool] = []
+
+    @app.route("/edit", methods=["POST"])
+    def edit() -> str:
+        deleted.append(cache.delete_cached(greet, path="/greet/a"))
+        return "ok"
+
+    assert in_lang(app, "/greet/a", "fr") == "a:fr:1"
+    assert in_lang(app, "/greet/a", "de") == "a:de:2"
+    client = app.test_client()
+    response = client.post("/edit", headers={"Accept-Language": "it"})
+    assert response.status_code == 200
+    assert "Vary" not in response.headers  # the session was not read to delete
+    assert deleted == [True]
+    assert in_lang(app, "/greet/a", "fr") == "a:fr:3"
+    assert in_lang(app, "/greet/a", "de") == "a:de:4"
+
+
+def test_delete_cached_drops_every_session_of_a_vary_on_session_view(
+    make_app: MakeApp,
+) -> None:
+    app, cache = make_app()
+    app.secret_key = "test-secret"
+    calls = Calls()
+
+    @app.route("/me")
+    @cache.cached(vary_on_session=True)
+    def me() -> str:
+        return f"{session.get('user', 'guest')}:{calls()}"
+
+    alice, bob = app.test_client(), app.test_client()
+    for client, user in ((alice, "alice"), (bob, "bob")):
+        with client.session_transaction() as sess:
+            sess["user"] = user
+    for _ in range(2):
+        assert alice.get("/me").text == "alice:1"
+        assert bob.get("/me").text == "bob:2"
+    with app.app_context():
+        assert cache.delete_cached(me, path="/me")
+    assert bob.get("/me").text == "bob:3"
+    assert alice.get("/me").text == "alice:4"
+    assert alice.get("/me").text == "alice:4"
+
+
+def test_delete_cached_with_query_args_drops_the_variants_of_that_query(
+    make_app: MakeApp,
+) -> None:
+    app, cache, greet = greeting_app(make_app, query_string=True)
+    for lang in ("fr", "de"):
+        in_lang(app, "/greet/a?page=1&q=x", lang)
+        in_lang(app, "/greet/a?page=2&q=x", lang)
+    with app.app_context():
+        assert cache.delete_cached(
+            greet, path="/greet/a", query_args={"q": "x", "page": 1}
+        )
+    assert in_lang(app, "/greet/a?q=x&page=1", "fr") == "a:fr:5"
+    assert in_lang(app, "/greet/a?q=x&page=1", "de") == "a:de:6"
+    assert in_lang(app, "/greet/a?page=2&q=x", "fr") == "a:fr:2"  # another query
+    assert in_lang(app, "/greet/a?page=2&q=x", "de") == "a:de:4"
+
+
+def test_delete_cached_of_a_vary_view_is_not_served_stale(
+    make_app: MakeApp, clock: Clock
+) -> None:
+    """Deleted variants are misses, not stale entries within the window."""
+    app, cache, greet = greeting_app(
+        make_app, timeout=10, stale_while_revalidate=600, lock=True
+    )
+    assert in_lang(app, "/greet/a", "fr") == "a:fr:1"
+    clock.advance(20)  # stale, within the window: served while refreshing
+    with app.app_context():
+        assert cache.delete_cached(greet, path="/greet/a")
+    assert in_lang(app, "/greet/a", "fr") == "a:fr:2"
+    assert in_lang(app, "/greet/a", "fr") == "a:fr:2"
+
+
+def test_a_vary_view_called_outside_a_request_is_deleted_too(
+    make_app: MakeApp,
+) -> None:
+    """Outside a request a vary function has no variants: its base key entry is
+    stamped with the same version, so delete_cached drops it as well."""
+    app, cache = make_app()
+    calls = Calls()
+
+    @cache.cached(key_prefix="sidebar", vary=["Accept-Language"])
+    def sidebar() -> int:
+        return calls()
+
+    with app.app_context():
+        assert sidebar() == sidebar() == 1
+        assert cache.delete_cached(sidebar)
+        assert sidebar() == sidebar() == 2
+
+
+def test_the_version_key_of_a_vary_view_expires(
+    make_redis_app: MakeApp, redis_backend: Backend
+) -> None:
+    """One version key per path and query: they must not pile up on the server."""
+    app, cache = make_redis_app()
+
+    @app.route("/greet/<name>")
+    @cache.cached(timeout=60, vary=["Accept-Language"], query_string=True)
+    def greet(name: str) -> str:
+        return name
+
+    in_lang(app, "/greet/a?q=1", "fr")
+    with app.app_context():
+        entry_key = greet.make_cache_key(path="/greet/a", query_args="q=1")
+    assert 60 < redis_backend.ttl("fc-vary-ver:" + entry_key) <= 120
+    assert redis_backend.ttl(entry_key) == -2  # only variants are stored
 
 
 # -- failures ---------------------------------------------------------------------------

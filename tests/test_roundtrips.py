@@ -2,7 +2,8 @@
 
 Round trips are counted by the server (``INFO commandstats``), not claimed: a hit of
 ``@cached``, ``@memoize`` (functions and methods) or ``{% cache %}`` is exactly one
-read (GET for one key, MGET for a value and its version keys) and nothing else.
+read (GET for one key, MGET for a value and its version keys, as for views with
+``vary=``) and nothing else.
 """
 
 from __future__ import annotations
@@ -86,6 +87,35 @@ def test_cached_view_hit_is_one_get(
         for _ in range(HITS):
             assert client.get("/v").data == b"1"
     assert commands.counts == {"get": HITS}
+
+
+def test_vary_view_hit_is_one_mget_and_delete_cached_one_write(
+    make_redis_app: MakeApp, redis_backend: Backend
+) -> None:
+    """A view with vary= reads its variant and the version key its variants share
+    in one MGET; delete_cached drops that one key and every variant misses."""
+    app, cache = make_redis_app()
+    calls = Calls()
+
+    @app.route("/v")
+    @cache.cached(vary=["Accept-Language"])
+    def view() -> str:
+        return str(calls())
+
+    client = app.test_client()
+    french, german = {"Accept-Language": "fr"}, {"Accept-Language": "de"}
+    assert client.get("/v", headers=french).data == b"1"  # misses; connect too
+    assert client.get("/v", headers=german).data == b"2"
+    with counting(server_of(redis_backend)) as commands:
+        for _ in range(HITS):
+            assert client.get("/v", headers=french).data == b"1"
+            assert client.get("/v", headers=german).data == b"2"
+    assert commands.counts == {"mget": 2 * HITS}
+    with app.app_context(), counting(server_of(redis_backend)) as deleting:
+        assert cache.delete_cached(view, path="/v")
+    assert deleting.total == 1
+    assert client.get("/v", headers=french).data == b"3"
+    assert client.get("/v", headers=german).data == b"4"
 
 
 def test_cached_function_hit_is_one_get(
@@ -201,11 +231,21 @@ def test_a_hit_reads_through_get_many_once(
         used.clear()
         f(1)
         assert used == [("get_many", 2)]  # the value key and the version key
+
+    @app.route("/varied")
+    @cache.cached(vary_on_session=True)
+    def varied() -> str:
+        return "v"
+
     client = app.test_client()
     client.get("/")
     used.clear()
     client.get("/")
     assert used == [("get_many", 1)]
+    client.get("/varied")
+    used.clear()
+    client.get("/varied")
+    assert used == [("get_many", 2)]  # the variant and its version key
 
 
 # -- outage ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from .entry import MISS, data_to_response, is_response_data, response_to_data
 from .flow import Flow, Outcome
 from .keys import query_digest, source_digest
 from .locks import lock_options
+from .lookup import VARY_VERSION_PREFIX
 from .lookup import begin as lookup_begin
 from .options import check_callable, check_timeout, unless_caller
 from .privacy import Guard, PrivateMode, check_private, parse_vary
@@ -37,6 +38,9 @@ S = t.TypeVar("S")
 
 #: the response header set on hits when ``response_hit_indication=True``
 HIT_HEADER = "hit_cache"
+
+#: attribute on a ``@cached`` function: the key ``delete_cached`` deletes
+DELETE_ATTR = "_flask_caching_delete_key"
 
 
 class CachedResponse(Response):
@@ -239,30 +243,41 @@ def make_cached(
                 digest = src_cache[hasher] = source_digest(f, hasher)
             return ":" + digest
 
-        def build_key(
+        def build_keys(
             rt: Runtime,
             args: tuple[t.Any, ...],
             kwargs: dict[str, t.Any],
             path: str | None = None,
             query_args: t.Any = None,
-        ) -> str:
+            read_vary: bool = True,
+        ) -> tuple[str, str | None]:
+            """The entry key, and for a ``vary`` view the version key of its base key.
+
+            Every variant of one base key (the key without the vary part) is stamped
+            with that one version, so deleting it drops them all at once. With
+            ``read_vary=False`` the request's vary values (and session) are not read.
+            """
             if plain_key and path is None:
                 # the default view key: no hashing, no query, no vary
                 key = static_prefix % request_path() if formatted else static_prefix
-                return key + source_suffix(rt, rt.settings.hash_method)
+                return key + source_suffix(rt, rt.settings.hash_method), None
             hasher = hash_method or rt.settings.hash_method
             if make_cache_key is not None:
-                key = make_cache_key(*args, **kwargs) + guard.key_part(hasher)
-                return key + source_suffix(rt, hasher)
-            if callable(key_prefix):
-                key = key_prefix()
-            elif "%s" in key_prefix:
-                key = key_prefix % (path if path is not None else request_path())
+                head = make_cache_key(*args, **kwargs)  # the query is its business
             else:
-                key = key_prefix
-            if query_string:
-                key += "?" + query_digest(_query_pairs(query_args), hasher)
-            return key + guard.key_part(hasher) + source_suffix(rt, hasher)
+                if callable(key_prefix):
+                    head = key_prefix()
+                elif "%s" in key_prefix:
+                    head = key_prefix % (path if path is not None else request_path())
+                else:
+                    head = key_prefix
+                if query_string:
+                    head += "?" + query_digest(_query_pairs(query_args), hasher)
+            tail = source_suffix(rt, hasher)
+            if not guard.keyed:
+                return head + tail, None
+            part = guard.key_part(hasher) if read_vary else ""
+            return head + part + tail, VARY_VERSION_PREFIX + head + tail
 
         def outcome_of(rv: t.Any) -> Outcome:
             rv, cacheable = _materialize(rv)
@@ -312,13 +327,14 @@ def make_cached(
                 return None
             rt = get_runtime()
             try:
-                key = build_key(rt, args, kwargs)
+                key, version_key = build_keys(rt, args, kwargs)
             except Exception as exc:
                 rt.failed("key", getattr(f, "__qualname__", "?"), exc)
                 return None
             payload, flow = lookup_begin(
                 rt,
                 key,
+                () if version_key is None else (version_key,),
                 forced=bool(forced_update()) if forced_update is not None else False,
                 is_stale=stale,
                 timeout=wrapper.cache_timeout,
@@ -336,11 +352,24 @@ def make_cached(
             **kwargs: t.Any,
         ) -> str:
             """The key this view uses; outside a request, give ``path`` (and query_args)."""
-            return build_key(get_runtime(), args, kwargs, path, query_args)
+            return build_keys(get_runtime(), args, kwargs, path, query_args)[0]
+
+        def target(
+            *args: t.Any,
+            path: str | None = None,
+            query_args: t.Any = None,
+            **kwargs: t.Any,
+        ) -> str:
+            """What ``delete_cached`` deletes: the version key of a ``vary`` view
+            (its base key's, also inside a request), else the entry key."""
+            rt = get_runtime()
+            key, version_key = build_keys(rt, args, kwargs, path, query_args, False)
+            return key if version_key is None else version_key
 
         wrapper.uncached = f
         wrapper.cache_timeout = timeout
         wrapper.make_cache_key = make_key  # type: ignore[method-assign]
+        setattr(wrapper, DELETE_ATTR, target)
         return wrapper
 
     return decorator

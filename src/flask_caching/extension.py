@@ -18,7 +18,7 @@ from flask import Flask
 from . import settings as settings_mod
 from .backends import BUILTIN, load_builtin
 from .backends.base import BaseCache, Timeout
-from .cached import CachedFunction, make_cached
+from .cached import DELETE_ATTR, CachedFunction, make_cached
 from .context import app_or_none
 from .exceptions import ConfigurationError
 from .jinja2ext import ENV_ATTR, CacheExtension
@@ -346,13 +346,21 @@ class Cache:
         query_args: t.Any = None,
         **view_args: t.Any,
     ) -> bool:
-        """Delete the entry a ``@cached`` view stored for *path* (and query args)."""
-        make_key = getattr(f, "make_cache_key", None)
-        if make_key is None or not hasattr(f, "uncached"):
-            raise TypeError(f"{f!r} is not a @cached-decorated function")
+        """Delete the entry a ``@cached`` view stored for *path* (and query args).
+
+        For a view with ``vary=[...]`` or ``vary_on_session=True`` there is one entry
+        per variant (language, session, ...), and all of them share a version key
+        derived from the path and query: that key is deleted, so every variant is a
+        miss on its next request. Inside a request the caller's own headers and
+        session do not narrow (and are not read for) what is deleted. Returns
+        whether the backend deleted a key.
+        """
         if getattr(f, "_flask_caching_memoize", None) is not None:
             raise TypeError("use delete_memoized() for @memoize-decorated functions")
-        return self.delete(make_key(path=path, query_args=query_args, **view_args))
+        target = getattr(f, DELETE_ATTR, None)
+        if target is None or not hasattr(f, "uncached"):
+            raise TypeError(f"{f!r} is not a @cached-decorated function")
+        return self.delete(target(path=path, query_args=query_args, **view_args))
 
 
 def _check_key(key: t.Any) -> None:

@@ -43,6 +43,9 @@ from .runtime import Runtime
 
 logger = logging.getLogger("flask_caching")
 
+#: version keys of ``@cached(vary=...)`` views: one per base key, and they expire
+VARY_VERSION_PREFIX = "fc-vary-ver:"
+
 
 def get_or_compute(
     rt: Runtime,
@@ -382,17 +385,21 @@ def store(
     seconds = outcome.timeout if outcome.timeout is not None else timeout
     if seconds is None:
         seconds = rt.default_timeout
+    keep = seconds + grace if seconds > 0 else 0
+    versions: tuple[int, ...] | None = ()
     if version_keys:
         if found is None:
             found = rt.read(version_keys)
             if found is None:
                 return False
             found = [None, *found]
-        keep = seconds + grace if seconds > 0 else 0
-        versions = rt.ensure_versions(version_keys, found[1:], 2 * keep)
-        if versions is None:
-            return False
-    else:
-        versions = ()
-    keep = seconds + grace if seconds > 0 else 0
+        if version_keys[0].startswith(VARY_VERSION_PREFIX):
+            # one per URL, so it expires like an instance's key; ensure_versions
+            # keeps its first key forever: an int placeholder (never written) is it
+            got = rt.ensure_versions(["", *version_keys], [0, *found[1:]], 2 * keep)
+            versions = None if got is None else got[1:]
+        else:
+            versions = rt.ensure_versions(version_keys, found[1:], 2 * keep)
+    if versions is None:
+        return False
     return rt.write(key, pack(outcome.payload, versions, seconds), keep, name)
