@@ -393,13 +393,9 @@ def store(
             if found is None:
                 return False
             found = [None, *found]
-        if version_keys[0].startswith(VARY_VERSION_PREFIX):
-            # one per URL, so it expires like an instance's key; ensure_versions
-            # keeps its first key forever: an int placeholder (never written) is it
-            got = rt.ensure_versions(["", *version_keys], [0, *found[1:]], 2 * keep)
-            versions = None if got is None else got[1:]
-        else:
-            versions = rt.ensure_versions(version_keys, found[1:], 2 * keep)
+        # a view's version key is one per URL: it expires like an instance's
+        lasting = 0 if version_keys[0].startswith(VARY_VERSION_PREFIX) else 1
+        versions = rt.ensure_versions(version_keys, found[1:], 2 * keep, lasting)
     if versions is None:
         return False
     return rt.write(key, pack(outcome.payload, versions, seconds), keep, name)

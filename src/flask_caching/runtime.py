@@ -174,13 +174,14 @@ class Runtime:
         version_keys: Sequence[str],
         found: Sequence[t.Any],
         instance_ttl: int = 0,
+        lasting: int = 1,
     ) -> tuple[int, ...] | None:
         """The current version tokens, creating the missing ones (first writer wins).
 
-        The function's own version key (the first) never expires; per-instance
-        ones live *instance_ttl* seconds (0: forever), so objects that come and
-        go leave no keys behind. A version key that expires only turns the
-        entries written under it into misses.
+        The first *lasting* keys (a memoized function's own version key) never
+        expire; the others (per instance, per view URL) live *instance_ttl* seconds
+        (0: forever), so objects and URLs that come and go leave no keys behind. A
+        version key that expires only turns the entries written under it into misses.
 
         Tokens are integers: Redis and memcached store those raw, outside the
         serializer, so reading them costs no unpickling and no signature check.
@@ -193,7 +194,7 @@ class Runtime:
                     return None
                 token = new_version()
                 try:
-                    ttl = instance_ttl if i else 0
+                    ttl = instance_ttl if i >= lasting else 0
                     if not self.backend.add(vkey, token, timeout=ttl):
                         token = self.backend.get(vkey)
                 except Exception as exc:
