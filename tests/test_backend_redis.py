@@ -16,8 +16,10 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from flask import Flask
 from servers import ClusterGroup, RedisServer, SentinelGroup, free_port, start_redis
 
+from flask_caching import Cache
 from flask_caching.backends.rediscache import (
     CLEAR_BATCH_SIZE,
     DEFAULT_SOCKET_CONNECT_TIMEOUT,
@@ -554,6 +556,56 @@ def test_a_failed_call_is_not_retried() -> None:
         thread.join(timeout=2)
         listener.close()
         cache.close()
+
+
+def test_cluster_hits_of_a_vary_view_and_a_memoized_function_are_one_mget(
+    redis_cluster: ClusterGroup, prefix: str, sends: list[bytes]
+) -> None:
+    """The variants of a vary= view share a hash tag with their version key, and a
+    memoized function's keys share one: each hit is one request to one node."""
+    app = Flask(__name__)
+    cache = Cache(
+        app,
+        config={
+            "CACHE_TYPE": "RedisClusterCache",
+            "CACHE_REDIS_CLUSTER": redis_cluster.startup,
+            "CACHE_KEY_PREFIX": prefix,
+        },
+    )
+    runs: list[str] = []
+
+    @app.route("/hello")
+    @cache.cached(vary=["Accept-Language"])
+    def hello() -> str:
+        runs.append("view")
+        return f"page {len(runs)}"
+
+    @cache.memoize()
+    def double(n: int) -> int:
+        runs.append("memo")
+        return 2 * n
+
+    client = app.test_client()
+    langs = [{"Accept-Language": lang} for lang in ("fr", "de", "nl", "it")]
+    pages = [client.get("/hello", headers=h).data for h in langs]  # misses
+    with app.app_context():
+        assert [double(n) for n in range(4)] == [0, 2, 4, 6]
+    assert len(runs) == 8
+    node_client = cache.cache._write_client  # type: ignore[attr-defined]
+    node_client.config_resetstat(target_nodes=node_client.PRIMARIES)
+    sends.clear()
+
+    assert [client.get("/hello", headers=h).data for h in langs] == pages
+    with app.app_context():
+        assert [double(n) for n in range(4)] == [0, 2, 4, 6]
+
+    assert len(runs) == 8  # all hits
+    assert len(sends) == 8  # one request per hit
+    calls = command_calls(node_client, target_nodes=node_client.PRIMARIES)
+    assert calls.get("mget") == 8 and "get" not in calls
+    with app.app_context():
+        assert cache.delete_cached(hello, path="/hello")
+    assert client.get("/hello", headers=langs[0]).data == b"page 9"
 
 
 def test_unreachable_sentinel_and_cluster_fail_fast() -> None:

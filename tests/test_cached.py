@@ -24,6 +24,7 @@ from flask import (
 from flask.views import MethodView, View
 
 from flask_caching import SUPPORTED_HASH_FUNCTIONS, CachedResponse
+from flask_caching.cached import DELETE_ATTR
 
 # the shared fixtures, used by name
 backend = support.backend
@@ -974,7 +975,10 @@ def test_the_version_key_of_a_vary_view_expires(
     in_lang(app, "/greet/a?q=1", "fr")
     with app.app_context():
         entry_key = greet.make_cache_key(path="/greet/a", query_args="q=1")
-    assert 60 < redis_backend.ttl("fc-vary-ver:" + entry_key) <= 120
+        version_key = getattr(greet, DELETE_ATTR)(path="/greet/a", query_args="q=1")
+    assert version_key.startswith("fc-vary-ver:{")
+    assert version_key.endswith("}" + entry_key)
+    assert 60 < redis_backend.ttl(version_key) <= 120
     assert redis_backend.ttl(entry_key) == -2  # only variants are stored
 
 

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 from .context import app_or_none, request_path
 from .entry import MISS, data_to_response, is_response_data, response_to_data
 from .flow import Flow, Outcome
-from .keys import query_digest, source_digest
+from .keys import digest, query_digest, source_digest
 from .locks import lock_options
 from .lookup import VARY_VERSION_PREFIX
 from .lookup import begin as lookup_begin
@@ -276,8 +276,12 @@ def make_cached(
             tail = source_suffix(rt, hasher)
             if not guard.keyed:
                 return head + tail, None
+            # variants and their version key share a Redis Cluster hash tag (one
+            # MGET on one node); a digest, as a path may hold braces of its own
+            base = head + tail
+            tagged = "{" + digest(base, hasher)[:12] + "}" + base
             part = guard.key_part(hasher) if read_vary else ""
-            return head + part + tail, VARY_VERSION_PREFIX + head + tail
+            return (tagged + part if part else base), VARY_VERSION_PREFIX + tagged
 
         def outcome_of(rv: t.Any) -> Outcome:
             rv, cacheable = _materialize(rv)
