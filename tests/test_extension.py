@@ -6,7 +6,9 @@ import typing as t
 
 import cachelib
 import custom_backends
+import decorator_support as support
 import pytest
+from decorator_support import Clock
 from flask import Flask
 
 from flask_caching import Cache
@@ -15,6 +17,8 @@ from flask_caching.backends.filesystemcache import FileSystemCache
 from flask_caching.backends.nullcache import NullCache
 from flask_caching.backends.simplecache import SimpleCache
 from flask_caching.exceptions import ConfigurationError
+
+clock = support.clock  # the shared fixture, used by name
 
 
 def make_app(**config: t.Any) -> Flask:
@@ -167,6 +171,74 @@ def test_deprecated_lowercase_names_warn(old: str, tmp_path: t.Any) -> None:
             assert type(cache.cache).__name__ == DEPRECATED[old]
 
 
+def test_null_cache_keeps_nothing_and_reports_writes_and_deletes_as_done() -> None:
+    backend = NullCache()
+    assert backend.set("k", 1) is True and backend.add("k", 1) is True
+    assert backend.get("k") is None and backend.has("k") is False
+    assert backend.get_many("k", "j") == [None, None]
+    assert backend.delete("k") is True and backend.clear() is True
+    app = make_app(CACHE_NO_NULL_WARNING=True, CACHE_DEFAULT_TIMEOUT=42)
+    cache = Cache(app)
+    runs: list[int] = []
+
+    @cache.memoize()
+    def f(x: int) -> int:
+        runs.append(x)
+        return x
+
+    @app.route("/")
+    @cache.cached()
+    def view() -> str:
+        runs.append(0)
+        return "v"
+
+    with app.app_context():
+        assert cache.cache.default_timeout == 42
+        assert f(1) == f(1) == 1  # every call computes
+        cache.delete_memoized(f, 1)
+        cache.delete_memoized(f)
+        assert cache.set("k", 1) and not cache.has("k") and cache.get("k") is None
+        assert cache.delete("k") and cache.clear()
+    client = app.test_client()
+    assert client.get("/").data == client.get("/").data == b"v"
+    assert runs == [1, 1, 0, 0]
+
+
+def test_simple_cache_threshold_drops_expired_entries_then_the_oldest_write(
+    clock: Clock,
+) -> None:
+    backend = SimpleCache(threshold=3)
+    backend.set("short", "s", timeout=10)
+    backend.set("a", "a")
+    backend.set("b", "b")
+    clock.advance(20)  # "short" has expired but still fills a slot
+    backend.set("c", "c")  # full: the expired entry makes room, no live one goes
+    assert backend.get_many("a", "b", "c") == ["a", "b", "c"]
+    backend.set("a", "a2")  # an overwrite takes no new slot and is now the newest
+    backend.set("d", "d")  # full of live entries: the oldest write ("b") goes
+    assert backend.get_many("a", "b", "c", "d") == ["a2", None, "c", "d"]
+    assert backend.add("e", "e") is True  # add makes room the same way: "c" goes
+    assert backend.get_many("a", "c", "d", "e") == ["a2", None, "d", "e"]
+
+
+def test_simple_cache_threshold_zero_is_unbounded_and_negative_is_refused() -> None:
+    backend = SimpleCache(threshold=0)
+    backend.set_many({f"k{i}": i for i in range(600)})  # past the default of 500
+    assert backend.get_many("k0", "k599") == [0, 599]
+    with pytest.raises(ValueError, match="threshold"):
+        SimpleCache(threshold=-1)
+
+
+def test_simple_cache_inc_of_a_non_integer_is_a_type_error() -> None:
+    backend = SimpleCache()
+    backend.set("text", "seven")
+    backend.set("flag", True)
+    for key in ("text", "flag"):
+        with pytest.raises(TypeError, match="non-integer"):
+            backend.inc(key)
+    assert backend.get_many("text", "flag") == ["seven", True]
+
+
 def test_import_string_of_base_cache_subclass_uses_factory() -> None:
     custom_backends.calls.clear()
     app = make_app(
@@ -287,6 +359,19 @@ def test_configuration_error_is_a_value_error() -> None:
 def test_config_must_be_a_mapping() -> None:
     with pytest.raises(TypeError, match="mapping"):
         Cache(config=[("CACHE_TYPE", "SimpleCache")])  # type: ignore[arg-type]
+    cache = Cache()
+    app = make_app(CACHE_TYPE="SimpleCache")
+    with pytest.raises(TypeError, match="mapping"):
+        cache.init_app(app, config=[("CACHE_TYPE", "NullCache")])  # type: ignore[arg-type]
+    assert cache not in app.extensions.get("cache", {})
+
+
+def test_a_factory_that_builds_no_cache_fails_at_init_app() -> None:
+    def factory(*args: t.Any) -> object:
+        return object()
+
+    with pytest.raises(ConfigurationError, match="lacks the cache interface"):
+        Cache(make_app(CACHE_TYPE=factory))
 
 
 def test_hash_method_by_name() -> None:
