@@ -153,9 +153,7 @@ class Cache:
     # -- which app --------------------------------------------------------------
 
     def _app(self) -> Flask:
-        app = app_or_none()
-        if app is not None:
-            return app
+        """The app given to the constructor; called outside any app context."""
         if self.app is not None:
             return self.app
         raise RuntimeError(
