@@ -18,6 +18,7 @@ from flask import (
     Response,
     make_response,
     request,
+    send_file,
     session,
     stream_template_string,
 )
@@ -720,6 +721,55 @@ def test_generator_is_cached_as_its_full_body(make_app: MakeApp) -> None:
     assert calls.count == 3
 
 
+def test_an_iterator_of_bytes_is_cached_and_one_of_mixed_chunks_is_not(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, cache = make_app()
+    calls = Calls()
+
+    @cache.cached(key_prefix="bytes")
+    def chunks() -> t.Iterator[bytes]:
+        return iter([b"x", str(calls()).encode()])
+
+    @cache.cached(key_prefix="mixed")
+    def mixed() -> t.Iterator[t.Any]:
+        return iter(["x", calls()])
+
+    with app.app_context(), caplog.at_level(logging.WARNING, "flask_caching"):
+        assert chunks() == b"x1"
+        assert chunks() == b"x1"
+        assert list(mixed()) == ["x", 2]  # the caller still gets every chunk
+        assert list(mixed()) == ["x", 3]
+        assert cache.get("mixed") is None
+    assert "iterator of non-strings; not cached" in caplog.text
+
+
+def test_a_file_response_is_passed_through_and_never_cached(
+    make_app: MakeApp, tmp_path: Path
+) -> None:
+    app, cache = make_app()
+    path = tmp_path / "page.txt"
+    path.write_text("one")
+
+    @app.route("/file")
+    @cache.cached(private="allow")  # send_file says no-cache; store it if we could
+    def file() -> Response:
+        return send_file(path, mimetype="text/plain")
+
+    def fetch() -> bytes:
+        response = app.test_client().get("/file")
+        try:
+            return response.data
+        finally:
+            response.close()
+
+    assert fetch() == b"one"
+    path.write_text("two")
+    assert fetch() == b"two"
+    with app.app_context():
+        assert cache.get("view//file") is None
+
+
 def test_pluggable_views(make_app: MakeApp) -> None:
     app, cache = make_app()
     calls = Calls()
@@ -789,7 +839,16 @@ def test_delete_cached_outside_a_request(make_app: MakeApp) -> None:
         assert cache.delete_cached(item, path="/item/1")
         with pytest.raises(TypeError, match="not a @cached"):
             cache.delete_cached(lambda: None, path="/item/1")
-    assert body(app, "/item/1") == b"1-3"
+
+        @cache.memoize()
+        def memoized(x: int) -> str:
+            return f"m{x}-{calls()}"
+
+        assert memoized(1) == "m1-3"
+        with pytest.raises(TypeError, match="use delete_memoized"):
+            cache.delete_cached(memoized, path="/item/1")
+        assert memoized(1) == "m1-3"
+    assert body(app, "/item/1") == b"1-4"
     assert body(app, "/item/2") == b"2-2"
 
 
@@ -1035,6 +1094,20 @@ def test_backend_errors_raise_in_debug_mode() -> None:
         return "fresh"
 
     with app.app_context(), pytest.raises(ConnectionError, match="backend down"):
+        f()
+
+
+def test_key_errors_raise_in_debug_mode(make_app: MakeApp) -> None:
+    app, cache = make_app(debug=True)
+
+    def bad_key() -> str:
+        raise LookupError("no key today")
+
+    @cache.cached(key_prefix=bad_key)
+    def f() -> str:
+        return "fresh"
+
+    with app.app_context(), pytest.raises(LookupError, match="no key today"):
         f()
 
 
