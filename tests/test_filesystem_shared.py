@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import multiprocessing as mp
 import os
 import typing as t
 
 import pytest
+from decorator_support import Clock
 
 from flask_caching.backends.filesystemcache import FileSystemCache
 
@@ -86,6 +88,53 @@ def test_threshold_prunes_expired_then_oldest(tmp_path: t.Any) -> None:
     names = [n for n in os.listdir(tmp_path) if n.endswith(".fcache")]
     assert len(names) <= 3
     assert cache.get("k4") == 4
+
+
+def test_threshold_removes_expired_entries_before_any_live_one(
+    tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock(monkeypatch)
+    cache = FileSystemCache(str(tmp_path), threshold=10)
+    for i in range(4):
+        cache.set(f"short{i}", i, timeout=10)
+    for i in range(6):
+        cache.set(f"live{i}", i)
+    clock.advance(20)  # the directory is full: 4 expired entries, 6 live ones
+    cache.set("new", "n")
+    names = [n for n in os.listdir(tmp_path) if n.endswith(".fcache")]
+    assert len(names) == 7  # the expired files are gone, every live one is kept
+    live = [f"live{i}" for i in range(6)]
+    assert cache.get_many(*live, "new") == [*range(6), "n"]
+
+
+@pytest.mark.parametrize("ignore_errors", [False, True])
+def test_a_file_that_cannot_be_removed_stops_deleting_unless_ignore_errors(
+    tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch, ignore_errors: bool
+) -> None:
+    cache = FileSystemCache(str(tmp_path), threshold=0, ignore_errors=ignore_errors)
+    cache.set_many({"a": 1, "stuck": 2, "b": 3})
+    stuck = cache._filename("stuck")
+    real_unlink = os.unlink
+
+    def unlink(path: t.Any, *args: t.Any, **kwargs: t.Any) -> None:
+        if path == stuck:  # root removes any file, so refuse this one here
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    deleted = cache.delete_many("a", "stuck", "b")
+    if ignore_errors:
+        assert deleted == ["a", "b"]
+        assert cache.get_many("a", "stuck", "b") == [None, 2, None]
+    else:  # stops at the first failure
+        assert deleted == ["a"]
+        assert cache.get_many("a", "stuck", "b") == [None, 2, 3]
+    cache.set_many({f"c{i}": i for i in range(20)})
+    assert cache.clear() is False  # a file is left, so the cache is not clear
+    assert cache.get("stuck") == 2
+    left = [n for n in os.listdir(tmp_path) if n.endswith(".fcache")]
+    if ignore_errors:
+        assert left == [os.path.basename(stuck)]  # everything else went
 
 
 @pytest.mark.parametrize(
