@@ -51,7 +51,8 @@ class FileSystemCache(BaseCache):
     :param mode: permission bits of entry files, e.g. ``0o600`` (or ``600`` written
         as a 3-digit octal number, as CACHE_OPTIONS ``mode`` is documented).
     :param ignore_errors: ``delete_many`` and ``clear`` keep going past a file that
-        cannot be removed instead of reporting failure.
+        cannot be removed instead of stopping there; the result still tells (the
+        key is not listed, ``clear`` returns False).
     """
 
     batched_get_many = False
