@@ -455,6 +455,29 @@ def test_release_is_owner_checked(
     assert backend.get(key) is None
     assert backend.acquire_lock(key, "token-b", 5)
     assert backend.release_lock(key, "token-b")
+    assert not backend.release_lock(key, "token-b")  # nothing left to release
+
+
+def test_a_backend_without_lock_methods_locks_with_add_and_frees_the_lock() -> None:
+    app, cache = make_app({"CACHE_TYPE": "cachelib.SimpleCache"})
+    rt = runtime(app, cache)
+    assert not hasattr(rt.backend, "acquire_lock")
+    assert not hasattr(rt.backend, "release_lock")
+    held: list[t.Any] = []
+
+    @cache.cached(timeout=60, key_prefix="foreign", lock=True)
+    def slow() -> str:
+        held.append(rt.backend.get(locks_mod.lock_key("foreign")))
+        time.sleep(0.2)
+        return "value"
+
+    def call(i: int) -> str:
+        with app.app_context():
+            return slow()
+
+    assert run_threads(8, call) == ["value"] * 8
+    assert len(held) == 1 and isinstance(held[0], str) and held[0]
+    assert rt.backend.get(locks_mod.lock_key("foreign")) is None
 
 
 def test_filesystem_add_over_an_expired_entry_has_one_winner(tmp_path: Path) -> None:
