@@ -185,7 +185,10 @@ def test_backend_errors_render_the_block(caplog: pytest.LogCaptureFixture) -> No
     Cache(app, config={"CACHE_TYPE": lambda *args: Broken()})
     calls = Calls()
     source = '{% cache 60, "k" %}{{ n() }}{% endcache %}'
+    delete = "{% cache 'del', \"k\" %}{{ n() }}{% endcache %}"
     with caplog.at_level(logging.WARNING, "flask_caching"):
         assert render(app, source, n=calls) == "1"
         assert render(app, source, n=calls) == "2"
+        for expected in ("3", "4", "5", "6"):  # failing, then with the breaker open
+            assert render(app, delete, n=calls) == expected
     assert "backend down" in caplog.text
