@@ -133,6 +133,14 @@ def _to_payload(rv: t.Any) -> t.Any:
     return rv
 
 
+def _serves_request(view: t.Any) -> bool:
+    """Whether *view* is the view function of the current request's endpoint."""
+    if not has_request_context():
+        return False
+    endpoint = request.endpoint
+    return endpoint is not None and current_app.view_functions.get(endpoint) is view
+
+
 def _from_payload(payload: t.Any) -> t.Any:
     if type(payload) is str:  # the common view result, without a call
         return payload
@@ -295,6 +303,10 @@ def make_cached(
             if response_filter is not None and not response_filter(rv):
                 return Outcome(rv, MISS)
             override = rv.timeout if isinstance(rv, CachedResponse) else None
+            if type(rv) is tuple and _serves_request(wrapper):
+                # Flask makes a view's (body, status, headers) a response anyway;
+                # storing that keeps hits right with serializers that lose tuples
+                rv = current_app.make_response(rv)
             rv, payload = guard.admit(rv, _to_payload)  # privacy rules, 5xx
             return Outcome(rv, payload, override)
 
