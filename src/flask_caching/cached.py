@@ -20,7 +20,6 @@ from .entry import MISS, data_to_response, is_response_data, response_to_data
 from .flow import Flow, Outcome
 from .keys import digest, query_digest, source_digest
 from .locks import lock_options
-from .lookup import VARY_VERSION_PREFIX
 from .lookup import begin as lookup_begin
 from .options import check_callable, check_timeout, unless_caller
 from .privacy import Guard, PrivateMode, check_private, parse_vary
@@ -41,6 +40,9 @@ HIT_HEADER = "hit_cache"
 
 #: attribute on a ``@cached`` function: the key ``delete_cached`` deletes
 DELETE_ATTR = "_flask_caching_delete_key"
+
+#: version keys of ``vary`` views: one per path and query, so they expire
+VARY_VERSION_PREFIX = "fc-vary-ver:"
 
 
 class CachedResponse(Response):
@@ -356,6 +358,7 @@ def make_cached(
                 timeout=wrapper.cache_timeout,
                 locking=locking,
                 name=label,
+                lasting=0,  # a vary view's version key: one per URL, it expires
             )
             return rt, key, payload, flow
 

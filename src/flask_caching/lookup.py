@@ -43,9 +43,6 @@ from .runtime import Runtime
 
 logger = logging.getLogger("flask_caching")
 
-#: version keys of ``@cached(vary=...)`` views: one per base key, and they expire
-VARY_VERSION_PREFIX = "fc-vary-ver:"
-
 
 def get_or_compute(
     rt: Runtime,
@@ -58,6 +55,7 @@ def get_or_compute(
     is_stale: Callable[[t.Any], bool] | None = None,
     name: str | None = None,
     locking: LockOptions = locks.DEFAULT_OPTIONS,
+    lasting: int = 1,
 ) -> Flow:
     """Resolve a call :func:`begin` did not answer from *found*, what it read
     (None: the read failed, or *forced* skipped it): yield COMPUTE (and maybe
@@ -68,7 +66,8 @@ def get_or_compute(
     bypassed) nothing is stored, locked or waited for: one call costs at most one
     failed backend round trip. *name* (the decorated function) names the value in
     the warning given when it cannot be stored. *locking* holds the decorator's
-    lock and staleness options (:func:`.locks.lock_options`).
+    lock and staleness options (:func:`.locks.lock_options`). The first *lasting*
+    version keys never expire once created (see :meth:`.Runtime.ensure_versions`).
     """
     stale: Entry | None = None
     if not forced:
@@ -81,9 +80,8 @@ def get_or_compute(
             if is_fresh(entry, time.time()):
                 return True, entry[1]
             stale = entry
-    job = _Job(
-        rt, key, version_keys, timeout, is_stale, name, locking.resolve(rt.settings)
-    )
+    policy = locking.resolve(rt.settings)
+    job = _Job(rt, key, version_keys, timeout, is_stale, name, policy, lasting)
     if stale is not None and job.may_serve_stale(stale):
         return (yield from job.revalidate(found, stale))
     if job.policy.lock and not forced:
@@ -102,6 +100,7 @@ def begin(
     timeout: int | None = None,
     name: str | None = None,
     locking: LockOptions = locks.DEFAULT_OPTIONS,
+    lasting: int = 1,
 ) -> tuple[t.Any, Flow | None]:
     """Start one decorated call: ``(payload, None)`` for a fresh hit, answered by
     one read and no generator, else ``(MISS, flow)`` where *flow* resolves the miss
@@ -131,6 +130,7 @@ def begin(
         is_stale=is_stale,
         name=name,
         locking=locking,
+        lasting=lasting,
     )
     return MISS, flow
 
@@ -160,6 +160,7 @@ class _Job:
         is_stale: Callable[[t.Any], bool] | None,
         name: str | None,
         policy: Policy,
+        lasting: int,
     ) -> None:
         self.rt = rt
         self.key = key
@@ -169,6 +170,8 @@ class _Job:
         self.is_stale = is_stale
         self.name = name
         self.policy = policy
+        #: how many of the version keys never expire (see Runtime.ensure_versions)
+        self.lasting = lasting
 
     # -- small steps -------------------------------------------------------------
 
@@ -201,6 +204,7 @@ class _Job:
             self.timeout,
             self.name,
             self.policy.grace,
+            self.lasting,
         )
 
     def rescue(self, exc: Exception, stale: Entry | None) -> bool:
@@ -376,11 +380,14 @@ def store(
     timeout: int | None,
     name: str | None = None,
     grace: int = 0,
+    lasting: int = 1,
 ) -> bool:
     """Write *outcome* under *key*, stamped with the current version tokens.
 
     The entry turns stale after the timeout; the backend keeps it *grace* seconds
-    longer so it can still be served stale. Returns whether it was stored.
+    longer so it can still be served stale. Missing version keys are created: the
+    first *lasting* for good, the others for twice the entry's lifetime. Returns
+    whether it was stored.
     """
     seconds = outcome.timeout if outcome.timeout is not None else timeout
     if seconds is None:
@@ -393,8 +400,6 @@ def store(
             if found is None:
                 return False
             found = [None, *found]
-        # a view's version key is one per URL: it expires like an instance's
-        lasting = 0 if version_keys[0].startswith(VARY_VERSION_PREFIX) else 1
         versions = rt.ensure_versions(version_keys, found[1:], 2 * keep, lasting)
     if versions is None:
         return False

@@ -47,9 +47,6 @@ from ._redis_clients import (
 )
 from .base import BaseCache, Timeout
 
-if t.TYPE_CHECKING:
-    pass
-
 __all__ = [
     "DEFAULT_SOCKET_CONNECT_TIMEOUT",
     "DEFAULT_SOCKET_TIMEOUT",
