@@ -16,6 +16,7 @@ import sys
 import sysconfig
 import typing as t
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from time import monotonic
 
@@ -81,34 +82,31 @@ class PylibmcDriver(_TimeKeywordWrites):
         #: the user configured ``_noreply`` for every write: nothing to toggle
         self._quiet = quiet
 
-    def _pipelined(self, keys: list[str], send: Callable[[list[str]], T]) -> T:
-        """Run *send* on all *keys* but the last with ``_noreply`` on."""
+    @contextmanager
+    def _unanswered(self) -> Iterator[None]:
+        """Writes sent inside go out with ``_noreply``: nobody waits for them."""
         self.raw.set_behaviors({"_noreply": True})
         try:
-            return send(keys[:-1])
+            yield
         finally:
             self.raw.set_behaviors({"_noreply": False})
 
     def set_multi(self, items: dict[str, bytes], exptime: int) -> list[str]:
         if len(items) < 2 or self._quiet:
             return super().set_multi(items, exptime)
-        keys = list(items)
-        failed: list[str] = self._pipelined(
-            keys,
-            lambda some: list(
-                self.raw.set_multi({k: items[k] for k in some}, time=exptime)
-            ),
-        )
-        if not self.raw.set(keys[-1], items[keys[-1]], time=exptime):
-            failed.append(keys[-1])
+        *head, last = items
+        with self._unanswered():
+            failed = list(self.raw.set_multi({k: items[k] for k in head}, exptime))
+        if not self.raw.set(last, items[last], time=exptime):
+            failed.append(last)
         return failed
 
     def delete_multi(self, keys: list[str]) -> None:
         if len(keys) < 2 or self._quiet:
             return super().delete_multi(keys)
-        self._pipelined(keys, self.raw.delete_multi)
+        with self._unanswered():
+            self.raw.delete_multi(keys[:-1])
         self.raw.delete(keys[-1])
-        return None
 
     def get(self, key: str) -> bytes | None:
         started = monotonic()
