@@ -241,26 +241,17 @@ class SaslPylibmcDriver(PylibmcDriver):
     will be; if it fails again, libsasl2 really has no mechanism the server offers.
     """
 
-
-for _name in (
-    "get",
-    "get_multi",
-    "set",
-    "set_multi",
-    "add",
-    "delete",
-    "delete_multi",
-    "incr",
-    "gets",
-    "cas",
-    "flush_all",
-):
-    setattr(
-        SaslPylibmcDriver,
-        _name,
-        _retry_unstarted_auth(getattr(PylibmcDriver, _name)),
-    )
-del _name
+    get = _retry_unstarted_auth(PylibmcDriver.get)
+    get_multi = _retry_unstarted_auth(PylibmcDriver.get_multi)
+    set = _retry_unstarted_auth(PylibmcDriver.set)
+    set_multi = _retry_unstarted_auth(PylibmcDriver.set_multi)
+    add = _retry_unstarted_auth(PylibmcDriver.add)
+    delete = _retry_unstarted_auth(PylibmcDriver.delete)
+    delete_multi = _retry_unstarted_auth(PylibmcDriver.delete_multi)
+    incr = _retry_unstarted_auth(PylibmcDriver.incr)
+    gets = _retry_unstarted_auth(PylibmcDriver.gets)
+    cas = _retry_unstarted_auth(PylibmcDriver.cas)
+    flush_all = _retry_unstarted_auth(PylibmcDriver.flush_all)
 
 
 def _pylibmc_bundles_libsasl() -> bool:
