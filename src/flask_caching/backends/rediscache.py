@@ -195,12 +195,12 @@ class RedisCache(BaseCache):
     def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
         # errors translated inline, as in get: every miss ends here
         seconds = self._normalize_timeout(timeout)
+        if seconds < 0:  # already expired: nothing to keep
+            self.delete(key)
+            return True
         name = self._prefix() + key
-        data = self._dump(value) if seconds >= 0 else b""
+        data = self._dump(value)  # a value that cannot be dumped is not our error
         try:
-            if seconds < 0:
-                self._write_client.unlink(name)
-                return True
             return bool(self._write_client.set(name, data, ex=seconds or None))
         except self._driver_errors as exc:
             raise BackendError(f"{type(self).__name__}.set() failed: {exc}") from exc
