@@ -49,10 +49,10 @@ from collections.abc import Callable, Iterable
 
 from flask import current_app, has_request_context, request
 from flask import session as flask_session
-from flask.globals import request_ctx
 from werkzeug.http import parse_dict_header
 from werkzeug.wrappers import Response
 
+from ._flask_compat import request_context
 from .entry import MISS, RESPONSE_TAG, is_response_data
 from .keys import HashMethod, canonical, digest
 from .settings import PRIVATE_MODES
@@ -123,7 +123,7 @@ def session_accessed() -> bool:
     3.x keep it as ``session``. If neither is found the answer is True: better an
     uncached page than one user's page served to another.
     """
-    state = vars(request_ctx._get_current_object())  # type: ignore[attr-defined]
+    state = vars(request_context())
     for attr in ("_session", "session"):
         if attr in state:
             opened = state[attr]
