@@ -1,69 +1,50 @@
 """Plumbing for the memcached backends: settings, values, the driver interface, a pool.
 
 The backends in :mod:`.memcache` talk to the server through a small :class:`Driver`
-interface (bytes in, bytes out, valid keys only; implementations for each client
+interface (items in, items out, valid keys only; implementations for each client
 library are in :mod:`._memcached_drivers` and :mod:`._pylibmc_driver`), so the
 libraries look alike and their exceptions are translated in one place,
 :meth:`Pool.reserve`, into :class:`~flask_caching.exceptions.BackendError`.
 
-* :func:`encode`/:func:`decode` store ints as decimal text (so the server's ``incr``
-  works on them) and everything else through the backend's serializer.
+* Values travel as :class:`~._memcached_codec.Item` (bytes and flags); the codec in
+  :mod:`._memcached_codec` turns values into items and back.
 * :class:`Pool` hands each thread a driver of its own, or shares a bounded set.
 
-Key mapping (:class:`KeyMapper`) lives in :mod:`._memcached_keys` and key listing
-for ``clear()`` (:func:`list_keys`) in :mod:`._memcached_listing`; both are
-re-exported here. Patch their constants (``MEMO_SIZE``, ``BUSY_WAIT``) in those
-modules: the copies here are not read.
+Key mapping (:class:`KeyMapper`) lives in :mod:`._memcached_keys`, re-exported
+here. Patch its constants (``MEMO_SIZE``) there: the copies here are not read.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import pickle
-import re
 import threading
 import typing as t
 import weakref
-from collections.abc import Callable
 from types import TracebackType
 
 from ..exceptions import BackendError, ConfigurationError
-from ..serializers import PickleSerializer as PickleSerializer
-from ..serializers import Serializer as Serializer
+from ._memcached_codec import Item as Item
 from ._memcached_keys import MAX_KEY_LENGTH as MAX_KEY_LENGTH
 from ._memcached_keys import MEMO_SIZE as MEMO_SIZE
 from ._memcached_keys import RESERVED_SUFFIX_LENGTH as RESERVED_SUFFIX_LENGTH
 from ._memcached_keys import KeyMapper as KeyMapper
 from ._memcached_keys import Prefix as Prefix
 from ._memcached_keys import check_prefix as check_prefix
-from ._memcached_listing import BUSY_WAIT as BUSY_WAIT
-from ._memcached_listing import KeyListingUnsupported as KeyListingUnsupported
-from ._memcached_listing import list_keys as list_keys
 
 __all__ = [
     "Driver",
-    "KeyListingUnsupported",
+    "Item",
     "KeyMapper",
     "Lease",
     "NotANumber",
-    "PickleSerializer",
     "Pool",
-    "Serializer",
     "check_positive",
     "check_prefix",
     "check_servers",
-    "decode",
-    "encode",
-    "list_keys",
-    "make_dumper",
-    "make_loader",
 ]
 
 logger = logging.getLogger("flask_caching")
-
-_DECIMAL = re.compile(rb"-?[0-9]+ *\Z")  # incr may leave trailing spaces behind
-_DIGIT_START = frozenset(b"-0123456789")
 
 
 def check_positive(name: str, value: t.Any, integer: bool = False) -> None:
@@ -101,73 +82,13 @@ def check_servers(servers: t.Any) -> list[str]:
     return list(servers)
 
 
-def encode(serializer: Serializer, value: t.Any) -> bytes:
-    """Bytes to store: an ``int`` as decimal text (what ``incr`` needs), anything
-    else through *serializer*, whose formats never start with a digit or ``-``."""
-    if type(value) is int:  # not bool: True must come back as True
-        return str(value).encode("ascii")
-    return serializer.dumps(value)
-
-
-def decode(serializer: Serializer, data: bytes) -> t.Any:
-    """The value stored as *data*; raises if it cannot be read (a miss, to callers)."""
-    if data[:1] and data[0] in _DIGIT_START and _DECIMAL.match(data):
-        return int(data)
-    return serializer.loads(data)
-
-
-def make_dumper(serializer: Serializer) -> Callable[[t.Any], bytes | None]:
-    """A function giving the bytes to store for a value, as :func:`encode` does;
-    ``None`` when a cachelib-style serializer returned something else (gave up)."""
-    dumps = serializer.dumps
-
-    def dump(value: t.Any) -> bytes | None:
-        if type(value) is int:  # not bool: True must come back as True
-            return str(value).encode("ascii")
-        payload = dumps(value)
-        return payload if isinstance(payload, bytes) else None
-
-    return dump
-
-
-def make_loader(serializer: Serializer) -> Callable[[t.Any], t.Any]:
-    """A function turning what the driver read into the value; ``None`` for a miss.
-
-    The same result as :func:`decode`, in one call per value: ``None`` or anything
-    that is not bytes is a miss, and so is a value that cannot be read (logged at
-    DEBUG). With the default :class:`PickleSerializer`, a pickle (first byte 0x80)
-    goes straight to :func:`pickle.loads`, which is what its ``loads`` does too.
-    """
-    loads = serializer.loads
-    pickled = type(serializer) is PickleSerializer
-    unpickle = pickle.loads
-    decimal = _DECIMAL.match
-    digit_start = _DIGIT_START
-
-    def load(raw: t.Any) -> t.Any:
-        if type(raw) is not bytes:
-            return None
-        try:
-            if raw:
-                first = raw[0]
-                if first == 0x80 and pickled:
-                    return unpickle(raw)
-                if first in digit_start and decimal(raw):
-                    return int(raw)
-            return loads(raw)
-        except Exception:
-            logger.debug("unreadable memcached value treated as a miss", exc_info=True)
-            return None
-
-    return load
-
-
 class NotANumber(Exception):
     """``incr`` refused the stored value (negative or not a decimal number)."""
 
 
 class Driver(t.Protocol):
-    """What the backends need from a client library: bytes values, valid keys.
+    """What the backends need from a client library: :class:`Item` values (the
+    client never interprets them), valid keys.
 
     ``exptime`` is already in memcached's format (0 = never, large = unix time).
     Methods raise the library's own exceptions; :class:`Pool` translates them.
@@ -176,16 +97,16 @@ class Driver(t.Protocol):
     errors: tuple[type[BaseException], ...]
     raw: t.Any  # the library's client object
 
-    def get(self, key: str) -> bytes | None: ...
-    def get_multi(self, keys: list[str]) -> dict[str, bytes]: ...
-    def set(self, key: str, value: bytes, exptime: int) -> bool: ...
-    def set_multi(self, items: dict[str, bytes], exptime: int) -> list[str]: ...
-    def add(self, key: str, value: bytes, exptime: int) -> bool: ...
+    def get(self, key: str) -> Item | None: ...
+    def get_multi(self, keys: list[str]) -> dict[str, Item]: ...
+    def set(self, key: str, value: Item, exptime: int) -> bool: ...
+    def set_multi(self, items: dict[str, Item], exptime: int) -> list[str]: ...
+    def add(self, key: str, value: Item, exptime: int) -> bool: ...
     def delete(self, key: str) -> bool: ...
     def delete_multi(self, keys: list[str]) -> None: ...
     def incr(self, key: str, delta: int) -> int | None: ...
-    def gets(self, key: str) -> tuple[bytes | None, t.Any]: ...
-    def cas(self, key: str, value: bytes, token: t.Any, exptime: int) -> bool: ...
+    def gets(self, key: str) -> tuple[Item | None, t.Any]: ...
+    def cas(self, key: str, value: Item, token: t.Any, exptime: int) -> bool: ...
     def flush_all(self) -> None: ...
     def reset(self) -> None: ...
     def close(self) -> None: ...
@@ -203,13 +124,13 @@ class _TimeKeywordWrites:
 
     raw: t.Any
 
-    def set(self, key: str, value: bytes, exptime: int) -> bool:
+    def set(self, key: str, value: Item, exptime: int) -> bool:
         return bool(self.raw.set(key, value, time=exptime))
 
-    def set_multi(self, items: dict[str, bytes], exptime: int) -> list[str]:
+    def set_multi(self, items: dict[str, Item], exptime: int) -> list[str]:
         return list(self.raw.set_multi(items, time=exptime))
 
-    def add(self, key: str, value: bytes, exptime: int) -> bool:
+    def add(self, key: str, value: Item, exptime: int) -> bool:
         return bool(self.raw.add(key, value, time=exptime))
 
     def delete(self, key: str) -> bool:

@@ -9,16 +9,19 @@ The pure-Python drivers are here; the pylibmc ones are in :mod:`._pylibmc_driver
 
 from __future__ import annotations
 
+import functools
 import importlib
 import typing as t
 from collections.abc import Callable
 
 from ..exceptions import ConfigurationError
-from ._memcached import Driver, NotANumber, _explain, _TimeKeywordWrites
+from ._memcached import Driver, Item, NotANumber, _explain, _TimeKeywordWrites
+from ._memcached_codec import pylibmc_item
 from ._pylibmc_driver import NoReply as NoReply
 from ._pylibmc_driver import PylibmcDriver as PylibmcDriver
 from ._pylibmc_driver import SaslPylibmcDriver as SaslPylibmcDriver
 from ._pylibmc_driver import ensure_sasl_plugin_path as ensure_sasl_plugin_path
+from ._pylibmc_driver import item_client_class
 from ._pylibmc_driver import scrub_c_stack as scrub_c_stack
 
 __all__ = [
@@ -37,6 +40,45 @@ __all__ = [
 CLIENT_NAMES = ("pylibmc", "pymemcache", "memcache")
 
 
+class ItemSerde:
+    """pymemcache's ``serde``: :class:`~._memcached_codec.Item` objects pass as
+    they are, so pymemcache never interprets a stored item; other values (direct
+    use of ``backend._client``) are written as pylibmc writes them."""
+
+    def serialize(self, key: t.Any, value: t.Any) -> tuple[bytes, int]:
+        item = value if type(value) is Item else pylibmc_item(value)
+        return item.data, item.flags
+
+    def deserialize(self, key: t.Any, value: bytes, flags: int) -> Item:
+        return Item(value, flags)
+
+
+@functools.cache
+def memcache_item_client(base: type) -> type:
+    """A subclass of python-memcached's ``Client`` (*base*) that stores and returns
+    :class:`~._memcached_codec.Item` objects as they are (it otherwise unpickles and
+    inflates by the item's flags, before anything else sees it)."""
+
+    def _val_to_store_info(self: t.Any, val: t.Any, min_compress_len: int) -> t.Any:
+        item = val if type(val) is Item else pylibmc_item(val)
+        limit = self.server_max_value_length
+        if limit and len(item.data) > limit:
+            return 0
+        return item.flags, len(item.data), item.data
+
+    def _recv_value(self: t.Any, server: t.Any, flags: int, rlen: int) -> Item:
+        buf = server.recv(rlen + 2)
+        if len(buf) != rlen + 2:
+            raise OSError(f"memcached sent {len(buf)} bytes, expected {rlen + 2}")
+        return Item(buf[:-2], flags)
+
+    namespace = {
+        "_val_to_store_info": _val_to_store_info,
+        "_recv_value": _recv_value,
+    }
+    return type("ItemClient", (base,), namespace)
+
+
 class PymemcacheDriver:
     """Drive pymemcache (pure Python). Replies are always awaited (no ``noreply``)."""
 
@@ -48,19 +90,19 @@ class PymemcacheDriver:
         self._client_error = MemcacheClientError
         self.errors: tuple[type[BaseException], ...] = (MemcacheError, OSError)
 
-    def get(self, key: str) -> bytes | None:
-        return t.cast("bytes | None", self.raw.get(key))
+    def get(self, key: str) -> Item | None:
+        return t.cast("Item | None", self.raw.get(key))
 
-    def get_multi(self, keys: list[str]) -> dict[str, bytes]:
-        return t.cast("dict[str, bytes]", self.raw.get_many(keys))
+    def get_multi(self, keys: list[str]) -> dict[str, Item]:
+        return t.cast("dict[str, Item]", self.raw.get_many(keys))
 
-    def set(self, key: str, value: bytes, exptime: int) -> bool:
+    def set(self, key: str, value: Item, exptime: int) -> bool:
         return bool(self.raw.set(key, value, expire=exptime, noreply=False))
 
-    def set_multi(self, items: dict[str, bytes], exptime: int) -> list[str]:
+    def set_multi(self, items: dict[str, Item], exptime: int) -> list[str]:
         return list(self.raw.set_many(items, expire=exptime, noreply=False))
 
-    def add(self, key: str, value: bytes, exptime: int) -> bool:
+    def add(self, key: str, value: Item, exptime: int) -> bool:
         return bool(self.raw.add(key, value, expire=exptime, noreply=False))
 
     def delete(self, key: str) -> bool:
@@ -76,10 +118,10 @@ class PymemcacheDriver:
             raise NotANumber(key) from exc
         return None if result is None else int(result)
 
-    def gets(self, key: str) -> tuple[bytes | None, t.Any]:
-        return t.cast("tuple[bytes | None, t.Any]", self.raw.gets(key))
+    def gets(self, key: str) -> tuple[Item | None, t.Any]:
+        return t.cast("tuple[Item | None, t.Any]", self.raw.gets(key))
 
-    def cas(self, key: str, value: bytes, token: t.Any, exptime: int) -> bool:
+    def cas(self, key: str, value: Item, token: t.Any, exptime: int) -> bool:
         return bool(self.raw.cas(key, value, token, expire=exptime, noreply=False))
 
     def flush_all(self) -> None:
@@ -116,8 +158,8 @@ class MemcacheDriver(_TimeKeywordWrites, PymemcacheDriver):
         self.raw = make()
         self.errors = (OSError,)
 
-    def get_multi(self, keys: list[str]) -> dict[str, bytes]:
-        return t.cast("dict[str, bytes]", self.raw.get_multi(keys))
+    def get_multi(self, keys: list[str]) -> dict[str, Item]:
+        return t.cast("dict[str, Item]", self.raw.get_multi(keys))
 
     def incr(self, key: str, delta: int) -> int | None:
         # None means "missing"; ValueError "not a number". Either way the caller's
@@ -130,10 +172,10 @@ class MemcacheDriver(_TimeKeywordWrites, PymemcacheDriver):
             raise NotANumber(key)
         return int(result)
 
-    def gets(self, key: str) -> tuple[bytes | None, t.Any]:
+    def gets(self, key: str) -> tuple[Item | None, t.Any]:
         return self.raw.gets(key), None  # the CAS id is kept inside the client
 
-    def cas(self, key: str, value: bytes, token: t.Any, exptime: int) -> bool:
+    def cas(self, key: str, value: Item, token: t.Any, exptime: int) -> bool:
         return bool(self.raw.cas(key, value, time=exptime))
 
     def flush_all(self) -> None:
@@ -217,7 +259,7 @@ def build_driver_factory(
                 f"known ones: {', '.join(sorted(module.all_behaviors))}"
             )
         behaviors.update(options)
-        raw = module.Client(
+        raw = item_client_class(module.Client)(
             servers,
             binary=binary,
             username=username,
@@ -233,7 +275,9 @@ def build_driver_factory(
             "timeout": timeout,
             "no_delay": True,
             "default_noreply": False,
+            "allow_unicode_keys": True,
             **options,
+            "serde": ItemSerde(),
         }
         if len(servers) == 1:
             address = _split_server(servers[0])
@@ -242,4 +286,5 @@ def build_driver_factory(
         kwargs.setdefault("retry_attempts", 0)
         return name, PymemcacheDriver(lambda: module.HashClient(addresses, **kwargs))
     kwargs = {"socket_timeout": timeout, "dead_retry": 1, "cache_cas": True, **options}
-    return name, MemcacheDriver(lambda: module.Client(servers, **kwargs))
+    client_class = memcache_item_client(module.Client)
+    return name, MemcacheDriver(lambda: client_class(servers, **kwargs))

@@ -1,8 +1,9 @@
 """Cache keys as memcached keys: the prefix check and :class:`KeyMapper`.
 
-memcached accepts keys of printable ASCII without spaces, at most
-:data:`MAX_KEY_LENGTH` bytes; any other cache key is hashed, so every ``str`` key
-can be stored and two keys never share a memcached key.
+memcached accepts keys without spaces or control characters, at most
+:data:`MAX_KEY_LENGTH` bytes (UTF-8); such keys are stored as they are, as released
+Flask-Caching stores them. Any other cache key is hashed, so every ``str`` key can be
+stored.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ RESERVED_SUFFIX_LENGTH = 3 + 64
 #: how many key mappings a :class:`KeyMapper` with a fixed prefix remembers
 MEMO_SIZE = 2048
 
-# A key is passed through unchanged only when memcached accepts it as it is: printable
-# ASCII without spaces, and not starting with "~", which we keep for our own keys.
-_PLAIN_KEY = re.compile(r"[!-}][!-~]*\Z")
+# A key is passed through unchanged when memcached (and every client library we
+# drive) accepts it as it is: no spaces, no ASCII control characters, no DEL.
+_PLAIN_KEY = re.compile(r"[^\x00-\x20\x7f]+\Z")
 
 Prefix: t.TypeAlias = "str | t.Callable[[], str]"
 
@@ -41,9 +42,10 @@ def check_prefix(prefix: str) -> str:
     """Return *prefix* if memcached keys can start with it, else raise."""
     if not isinstance(prefix, str) or (prefix and not _PLAIN_KEY.match(prefix)):
         raise ConfigurationError(
-            f"CACHE_KEY_PREFIX must be printable ASCII without spaces, got {prefix!r}"
+            "CACHE_KEY_PREFIX must not contain spaces or control characters, "
+            f"got {prefix!r}"
         )
-    if len(prefix) > MAX_KEY_LENGTH - RESERVED_SUFFIX_LENGTH:
+    if _size(prefix) > MAX_KEY_LENGTH - RESERVED_SUFFIX_LENGTH:
         raise ConfigurationError(
             f"CACHE_KEY_PREFIX is {len(prefix)} characters; memcached keys are "
             f"limited to {MAX_KEY_LENGTH} bytes, so keep the prefix at most "
@@ -52,15 +54,20 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+def _size(text: str) -> int:
+    """Length of *text* in memcached bytes (UTF-8; lone surrogates as-is)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 class KeyMapper:
     """Map cache keys onto memcached keys, collision-free.
 
-    A key that memcached accepts as it is (printable ASCII, no spaces, not starting
-    with ``~``, at most 250 bytes with the prefix) is only prefixed. Every other key
-    becomes ``prefix + "~h:" + sha256(key)``; since no pass-through key starts with
-    ``~``, a mapped key can never equal a pass-through one. Keys beginning ``~c:`` are
-    left for spread chunks (see :class:`~.memcache.SpreadSASLMemcachedCache`).
-    Either way the memcached key starts with the prefix, so ``clear()`` finds it.
+    A key that memcached accepts as it is (no spaces or control characters, at most
+    250 bytes of UTF-8 with the prefix) is only prefixed, as released Flask-Caching
+    does. Every other key becomes ``prefix + "~h:" + sha256(key)``, and spread
+    chunks use ``prefix + "~c:..."`` (see
+    :class:`~.memcache.SpreadSASLMemcachedCache`): a key of yours only meets those
+    if it is spelled that way on purpose.
 
     *prefix* may be a callable returning the prefix (evaluated on every call).
     :attr:`map` is the mapping as a plain function; with a fixed prefix it remembers
@@ -94,14 +101,18 @@ class KeyMapper:
         if not isinstance(key, str):
             raise TypeError(f"cache keys must be str, got {type(key).__name__}")
         prefix = self.prefix
-        if len(key) <= MAX_KEY_LENGTH - len(prefix) and _PLAIN_KEY.match(key):
+        if (
+            _PLAIN_KEY.match(key)
+            and _size(key) <= MAX_KEY_LENGTH - _size(prefix)
+            and not _has_surrogate(key)
+        ):
             return prefix + key
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         return f"{prefix}~h:{digest}"
 
     def _memoized(self, prefix: str) -> Callable[[str], str]:
         memo: dict[str, str] = {}
-        room = MAX_KEY_LENGTH - len(prefix)
+        room = MAX_KEY_LENGTH - _size(prefix)
         slow = self._map
 
         def map_key(key: str) -> str:
@@ -111,15 +122,14 @@ class KeyMapper:
                 pass
             except TypeError:  # unhashable, so not a str: _map says so
                 return slow(key)
-            # what _PLAIN_KEY accepts, with C string methods: printable ASCII
-            # (0x20-0x7e) without spaces, not empty, not starting with "~"
+            # the common case of what _map accepts, with C string methods:
+            # printable ASCII (0x20-0x7e) without spaces, not empty
             if (
                 type(key) is str
                 and 0 < len(key) <= room
                 and key.isascii()
                 and key.isprintable()
                 and " " not in key
-                and key[0] != "~"
             ):
                 mapped = prefix + key
             else:
@@ -130,3 +140,14 @@ class KeyMapper:
             return mapped
 
         return map_key
+
+
+def _has_surrogate(text: str) -> bool:
+    """True if *text* holds a lone surrogate (no client library can send it)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -13,7 +13,7 @@ import typing as t
 from collections.abc import Mapping, Sequence
 
 from ..exceptions import ConfigurationError
-from ._memcached import Driver
+from ._memcached import Driver, Item
 from ._memcached_drivers import build_driver_factory
 from ._memcached_keys import Prefix
 from .base import Timeout
@@ -31,13 +31,9 @@ class SASLMemcachedCache(MemcachedCache):
     client points it at them (see :func:`._pylibmc_driver.ensure_sasl_plugin_path`).
     Wrong credentials make every operation raise a BackendError that says so.
 
-    ``clear()`` flushes the **whole server**, whatever the prefix: a SASL server
-    speaks only the binary protocol, which cannot list keys (``lru_crawler
-    metadump`` is ASCII only). Give apps that must not clear each other their own
-    server.
+    ``clear()`` flushes the **whole server**, whatever the prefix, as for
+    :class:`MemcachedCache`.
     """
-
-    scoped_clear = False
 
     def __init__(
         self,
@@ -86,15 +82,16 @@ class SASLMemcachedCache(MemcachedCache):
 #: starts the header stored under the key of a spread value. No serializer we know
 #: emits it: pickles start with 0x80, JSON and decimal text are printable.
 SPREAD_MAGIC = b"\x00\xfffc-spread\x01"
-_HEADER = struct.Struct(">16sIQ16s")  # write id, chunk count, length, blake2b-128
+#: write id, chunk count, length, blake2b-128, the value's item flags
+_HEADER = struct.Struct(">16sIQ16sI")
 
 
 class SpreadSASLMemcachedCache(SASLMemcachedCache):
     """:class:`SASLMemcachedCache` that stores values larger than one item.
 
-    A large payload is cut into chunks stored under ``prefix + "~c:" + write_id +
+    A large item is cut into chunks stored under ``prefix + "~c:" + write_id +
     ":" + n``, with a header under the key giving the random per-write id, the chunk
-    count, the length and a blake2b digest. Reads fetch the headers, then all chunks
+    count, the length, a blake2b digest and the item's flags (chunks have flags 0). Reads fetch the headers, then all chunks
     in one more request; a missing chunk or a digest mismatch reads as a miss.
     Overwriting a large value leaves the old chunks to expire or be evicted;
     ``delete`` removes them.
@@ -102,43 +99,60 @@ class SpreadSASLMemcachedCache(SASLMemcachedCache):
 
     _spread = True
 
-    def _items(self, mkey: str, payload: bytes) -> dict[str, bytes] | None:
-        if len(payload) <= self._item_limit and not payload.startswith(SPREAD_MAGIC):
-            return {mkey: payload}
+    def __init__(
+        self,
+        *args: t.Any,
+        chunksize: int | None = None,
+        maxchunk: int | None = None,
+        **kwargs: t.Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if chunksize is not None:  # released Flask-Caching's name for the limit
+            self._item_limit = int(chunksize)
+        #: at most this many chunks per value (released's ``maxchunk``); else refused
+        self._max_chunks = None if maxchunk is None else int(maxchunk)
+
+    def _items(self, mkey: str, item: Item) -> dict[str, Item] | None:
+        payload, size = item.data, self._item_limit
+        if len(payload) <= size and not payload.startswith(SPREAD_MAGIC):
+            return {mkey: item}
+        count = -(-len(payload) // size)
+        if self._max_chunks is not None and count > self._max_chunks:
+            return None
         write_id = os.urandom(16)
-        size = self._item_limit
         items = {
-            self._chunk_key(write_id, n): payload[start : start + size]
-            for n, start in enumerate(range(0, len(payload), size))
+            self._chunk_key(write_id, n): Item(payload[n * size : (n + 1) * size], 0)
+            for n in range(count)
         }
         digest = hashlib.blake2b(payload, digest_size=16).digest()
-        header = _HEADER.pack(write_id, len(items), len(payload), digest)
-        items[mkey] = SPREAD_MAGIC + header
+        header = _HEADER.pack(write_id, count, len(payload), digest, item.flags)
+        items[mkey] = Item(SPREAD_MAGIC + header, 0)
         return items
 
     def _chunk_key(self, write_id: bytes, number: int) -> str:
         return f"{self._keys.prefix}~c:{write_id.hex()}:{number}"
 
-    def _chunk_keys(self, raw: bytes) -> list[str]:
-        """The chunk keys a stored header names (none if *raw* is not a header)."""
-        if not isinstance(raw, bytes) or not raw.startswith(SPREAD_MAGIC):
+    def _chunk_keys(self, item: Item) -> list[str]:
+        """The chunk keys a stored header names (none if *item* is not a header)."""
+        raw = item.data
+        if item.flags != 0 or not raw.startswith(SPREAD_MAGIC):
             return []
         header = raw[len(SPREAD_MAGIC) :]
         if len(header) != _HEADER.size:
             return []
-        write_id, count, _, _ = _HEADER.unpack(header)
+        write_id, count = _HEADER.unpack(header)[:2]
         return [self._chunk_key(write_id, n) for n in range(count)]
 
     def get(self, key: str) -> t.Any:
         """Return the value or ``None`` (a spread value costs a second request)."""
         return self.get_many(key)[0]
 
-    def _fetch(self, driver: Driver, mkeys: list[str]) -> dict[str, bytes]:
+    def _fetch(self, driver: Driver, mkeys: list[str]) -> dict[str, Item]:
         raws = driver.get_multi(mkeys)
         spread = {
             mk: raw
             for mk, raw in raws.items()
-            if isinstance(raw, bytes) and raw.startswith(SPREAD_MAGIC)
+            if raw.flags == 0 and raw.data.startswith(SPREAD_MAGIC)
         }
         if not spread:
             return raws
@@ -152,17 +166,17 @@ class SpreadSASLMemcachedCache(SASLMemcachedCache):
                 raws[mkey] = payload
         return raws
 
-    def _assemble(self, raw: bytes, chunks: Mapping[str, bytes]) -> bytes | None:
+    def _assemble(self, raw: Item, chunks: Mapping[str, Item]) -> Item | None:
         keys = self._chunk_keys(raw)
         if not keys or any(key not in chunks for key in keys):
             return None
-        _, _, length, digest = _HEADER.unpack(raw[len(SPREAD_MAGIC) :])
-        payload = b"".join(chunks[key] for key in keys)
+        _, _, length, digest, flags = _HEADER.unpack(raw.data[len(SPREAD_MAGIC) :])
+        payload = b"".join(chunks[key].data for key in keys)
         if len(payload) != length:
             return None
         if hashlib.blake2b(payload, digest_size=16).digest() != digest:
             return None
-        return payload
+        return Item(payload, flags)
 
     def delete(self, key: str) -> bool:
         """Delete *key* and its chunks (a get, then one ``delete_multi``)."""

@@ -20,10 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from time import monotonic
 
-from ._memcached import NotANumber, _explain, _TimeKeywordWrites
+from ._memcached import Item, NotANumber, _explain, _TimeKeywordWrites
+from ._memcached_codec import FLAG_INFLATED, FLAG_ZLIB, pylibmc_item
 
 __all__ = [
     "NoReply",
+    "item_client_class",
     "PylibmcDriver",
     "SaslPylibmcDriver",
     "ensure_sasl_plugin_path",
@@ -32,6 +34,31 @@ __all__ = [
 
 T = t.TypeVar("T")
 P = t.ParamSpec("P")
+
+
+@functools.cache
+def item_client_class(base: type) -> type:
+    """A subclass of ``pylibmc.Client`` (*base*) that reads and writes
+    :class:`~._memcached_codec.Item` objects as they are: pylibmc never pickles,
+    unpickles or decodes anything.
+
+    A value that is not an Item (someone using ``backend._client`` directly) is
+    written as pylibmc would write it. libmemcached's client inflates a zlib item in
+    C before this class sees it; such an item comes back flagged
+    :data:`~._memcached_codec.FLAG_INFLATED` so the codec knows.
+    """
+
+    def serialize(self: t.Any, value: t.Any) -> tuple[bytes, int]:
+        item = value if type(value) is Item else pylibmc_item(value)
+        return item.data, item.flags
+
+    def deserialize(self: t.Any, data: bytes, flags: int) -> Item:
+        if flags & FLAG_ZLIB:
+            flags |= FLAG_INFLATED
+        return Item(data, flags)
+
+    namespace = {"serialize": serialize, "deserialize": deserialize}
+    return type("ItemClient", (base,), namespace)
 
 
 class NoReply(Exception):
@@ -91,7 +118,7 @@ class PylibmcDriver(_TimeKeywordWrites):
         finally:
             self.raw.set_behaviors({"_noreply": False})
 
-    def set_multi(self, items: dict[str, bytes], exptime: int) -> list[str]:
+    def set_multi(self, items: dict[str, Item], exptime: int) -> list[str]:
         if len(items) < 2 or self._quiet:
             return super().set_multi(items, exptime)
         *head, last = items
@@ -108,16 +135,16 @@ class PylibmcDriver(_TimeKeywordWrites):
             self.raw.delete_multi(keys[:-1])
         self.raw.delete(keys[-1])
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str) -> Item | None:
         started = monotonic()
-        value: bytes | None = self.raw.get(key)
+        value: Item | None = self.raw.get(key)
         if value is None and monotonic() - started >= self._slow:
             raise NoReply(self._no_reply)
         return value
 
-    def get_multi(self, keys: list[str]) -> dict[str, bytes]:
+    def get_multi(self, keys: list[str]) -> dict[str, Item]:
         started = monotonic()
-        found: dict[str, bytes] = self.raw.get_multi(keys)
+        found: dict[str, Item] = self.raw.get_multi(keys)
         if len(found) < len(keys) and monotonic() - started >= self._slow:
             raise NoReply(self._no_reply)
         return found
@@ -130,14 +157,14 @@ class PylibmcDriver(_TimeKeywordWrites):
         except self._mod.ClientError as exc:
             raise NotANumber(key) from exc
 
-    def gets(self, key: str) -> tuple[bytes | None, t.Any]:
+    def gets(self, key: str) -> tuple[Item | None, t.Any]:
         started = monotonic()
-        found: tuple[bytes | None, t.Any] = self.raw.gets(key)
+        found: tuple[Item | None, t.Any] = self.raw.gets(key)
         if found[0] is None and monotonic() - started >= self._slow:
             raise NoReply(self._no_reply)
         return found
 
-    def cas(self, key: str, value: bytes, token: t.Any, exptime: int) -> bool:
+    def cas(self, key: str, value: Item, token: t.Any, exptime: int) -> bool:
         return bool(self.raw.cas(key, value, token, time=exptime))
 
     def flush_all(self) -> None:

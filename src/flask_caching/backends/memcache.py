@@ -29,23 +29,24 @@ How they behave, and why:
   after 90% of the timeout therefore raises. It also reads a connection the server
   has just closed (killed, restarted) as one miss before it raises, and with several
   servers ``get_many`` leaves out a dead server's keys instead of raising.
-* **Keys** memcached would refuse (over 250 bytes, spaces, control or non-ASCII
-  characters, a leading ``~``) are stored under ``prefix + "~h:" + sha256(key)``.
-* **Values**: an ``int`` is stored as decimal text, so ``incr`` runs on the server;
-  anything else goes through :attr:`~MemcachedCache.serializer` (pickle by default;
-  the extension assigns the one CACHE_SERIALIZER names). A stored value that cannot
-  be read is a miss.
+* **Keys** are ``prefix + key``, as released Flask-Caching stores them; a key
+  memcached would refuse (over 250 bytes of UTF-8, spaces or control characters) is
+  stored under ``prefix + "~h:" + sha256(key)`` instead of failing.
+* **Values** are items of bytes and flags in pylibmc's format, whatever the client
+  library (str as UTF-8, int as decimal so ``incr`` runs on the server, bytes as
+  they are, the rest pickled): released Flask-Caching on pylibmc and ours share a
+  cache. Bytes written by other programs (flags 0) come back as bytes. Under a
+  serializer other than pickle (CACHE_SERIALIZER ``json``, ``pickle-signed``) the
+  serializer owns every item and no client library unpickles or inflates one.
+  See :mod:`._memcached_codec` for the table. A stored value that cannot be read
+  is a miss.
 * **Timeouts.** ``0`` never expires; a negative timeout deletes the key; more than
   30 days is sent as a unix time, as memcached requires.
-* **clear()** with a key prefix deletes that prefix's keys only: it lists each
-  server's keys with ``lru_crawler metadump all`` (memcached >= 1.4.31, on a
-  short-lived ASCII connection) and deletes those starting with the prefix (hashed
-  keys too) with ``delete_multi`` in batches; every key of a longer prefix that
-  extends it goes as well. This reads the whole key list of every server, so it
-  costs time on a big cache. Without a prefix it flushes the whole server. A server
-  that cannot list keys (crawler off, ``-X``) is flushed whole, with a warning.
-  The SASL backends always flush the whole server: SASL servers speak only the
-  binary protocol, which has no key listing.
+* **clear()** flushes **every key on the server** (``flush_all``), whatever the
+  prefix, as released Flask-Caching and cachelib do: memcached cannot list keys
+  reliably (``lru_crawler metadump`` leaves out recently read ones), so a
+  prefix-scoped clear cannot be made correct. Give apps that must not clear each
+  other their own server.
 * **has()** is a ``get``: memcached has no cheaper existence test.
 * **SASL** (:class:`SASLMemcachedCache`): the pylibmc wheel's bundled libsasl2 looks
   for its plugins in the wrong folder. Unless ``SASL_PATH`` is set, it is pointed at
@@ -56,29 +57,19 @@ How they behave, and why:
 
 from __future__ import annotations
 
-import logging
-import math
-import random
 import time
 import typing as t
 from collections.abc import Mapping, Sequence
 
-from ..exceptions import BackendError, ConfigurationError
-from ._memcached import (
-    Driver,
-    NotANumber,
-    PickleSerializer,
-    Pool,
-    Serializer,
-    check_positive,
-    check_servers,
-    encode,
-    make_dumper,
-    make_loader,
-)
+import cachelib
+
+from ..exceptions import ConfigurationError
+from ..serializers import PickleSerializer, Serializer
+from ._memcached import Driver, Item, Pool, check_positive, check_servers
+from ._memcached_atomic import AtomicOps
+from ._memcached_codec import MISS, codec_for
 from ._memcached_drivers import build_driver_factory
 from ._memcached_keys import KeyMapper, Prefix
-from ._memcached_listing import KeyListingUnsupported, list_keys
 from .base import BaseCache, Timeout, iteritems_wrapper
 
 if t.TYPE_CHECKING:
@@ -87,29 +78,36 @@ if t.TYPE_CHECKING:
 
 __all__ = ["MemcachedCache", "SASLMemcachedCache", "SpreadSASLMemcachedCache"]
 
-logger = logging.getLogger("flask_caching")
-
 #: memcached reads an expiry above this many seconds as a unix timestamp
 THIRTY_DAYS = 30 * 24 * 60 * 60
 #: memcached's default item size limit (``memcached -I``)
 DEFAULT_ITEM_SIZE = 1024 * 1024
 #: room left in each item for the key and memcached's item header
 ITEM_HEADROOM = 512
-#: how often ``inc``/``dec`` retry a compare-and-swap that lost a race
-CAS_ATTEMPTS = 32
-#: keys per ``delete_multi`` when ``clear()`` deletes a prefix's keys
-CLEAR_BATCH = 500
+#: cachelib's name for each client library we drive (``memcache_client_lib``)
+_CACHELIB_CLIENTS = {"pylibmc": "pylibmc", "memcache": "memcache"}
 
 
-class MemcachedCache(BaseCache):
-    """A memcached backend (see the module docstring for the behaviour in full).
+class _CachelibBase(cachelib.MemcachedCache):
+    """cachelib's MemcachedCache without its constructor, which would build a
+    client of its own: ours builds its drivers itself (see MemcachedCache)."""
+
+    def __init__(self, default_timeout: int = 300, **kwargs: t.Any) -> None:
+        cachelib.base.BaseCache.__init__(self, default_timeout)
+
+
+class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
+    """A memcached backend on cachelib's (see the module docstring for the whole
+    behaviour); ``isinstance(backend, cachelib.MemcachedCache)`` holds.
 
     :param servers: ``"host:port"`` strings (or unix socket paths).
     :param default_timeout: seconds an entry lives when ``set`` gets no timeout.
-    :param key_prefix: prepended to every key; printable ASCII, no spaces. May be
-        a callable returning the prefix.
+    :param key_prefix: prepended to every key (no spaces or control characters).
+        May be a callable returning the prefix.
+    :param ignore_delete_many_errors: accepted for compatibility; ``delete_many``
+        is one request that either deletes every key or raises.
     :param client: ``"pylibmc"``, ``"pymemcache"`` or ``"memcache"``; ``None`` picks
-        the first one installed.
+        the first one installed (cachelib's ``memcache_client_lib`` also works).
     :param pool_size: share at most this many clients between threads; ``None``
         gives each thread its own.
     :param pool_blocking: when the pool is exhausted, wait (``True``) or raise.
@@ -118,15 +116,14 @@ class MemcachedCache(BaseCache):
     :param maximum_value_length: the server's item size limit (``memcached -I``);
         larger values are not stored (``set`` returns ``False``) except by
         :class:`SpreadSASLMemcachedCache`, which splits them.
-    :param serializer: turns values into bytes and back; see :attr:`serializer`.
+    :param serializer: see :attr:`serializer`.
     :param client_options: pylibmc behaviours, or keyword arguments of the
         pymemcache / python-memcached client.
     """
 
     batched_get_many = True
-    #: ``clear()`` with a key prefix deletes only that prefix's keys, listed with
-    #: ``lru_crawler metadump`` (ASCII protocol); ``False`` flushes the whole server
-    scoped_clear: t.ClassVar[bool] = True
+    #: ``clear()`` flushes the whole server (no prefix-scoped clear on memcached)
+    scoped_clear: t.ClassVar[bool] = False
     #: values may span several items (:meth:`_items`); else one item per key
     _spread: t.ClassVar[bool] = False
 
@@ -135,6 +132,7 @@ class MemcachedCache(BaseCache):
         servers: Sequence[str] | None = None,
         default_timeout: Timeout = 300,
         key_prefix: Prefix | None = None,
+        ignore_delete_many_errors: bool = False,
         *,
         client: str | None = None,
         pool_size: int | None = None,
@@ -145,9 +143,11 @@ class MemcachedCache(BaseCache):
         serializer: Serializer | None = None,
         **client_options: t.Any,
     ) -> None:
-        super().__init__(default_timeout)
-        self._keys = KeyMapper(key_prefix or "")
-        self._map = self._keys.map
+        BaseCache.__init__(
+            self, default_timeout, ignore_delete_many_errors=ignore_delete_many_errors
+        )
+        self.key_prefix = key_prefix
+        client = self._client_name(client, client_options)
         if pool_size is not None:
             check_positive("pool_size", pool_size, integer=True)
         check_positive("connect_timeout", connect_timeout)
@@ -167,18 +167,43 @@ class MemcachedCache(BaseCache):
         )
         self._pool = Pool(template, pool_size, bool(pool_blocking))
 
+    @staticmethod
+    def _client_name(client: str | None, options: dict[str, t.Any]) -> str | None:
+        """CACHE_OPTIONS ``client``, or cachelib's ``memcache_client_lib``."""
+        lib = options.pop("memcache_client_lib", None)
+        if lib is None or client is not None:
+            return client
+        if lib not in _CACHELIB_CLIENTS:
+            raise ConfigurationError(
+                f"CACHE_OPTIONS memcache_client_lib={lib!r} is not supported; "
+                "use client='pylibmc', 'pymemcache' or 'memcache'"
+            )
+        return _CACHELIB_CLIENTS[lib]
+
     @property
     def serializer(self) -> Serializer:
-        """Turns values into bytes and back (``dumps``/``loads``); replaceable."""
+        """Turns values into bytes and back (``dumps``/``loads``); replaceable.
+
+        The default pickle serializer stores items in pylibmc's format (released
+        Flask-Caching's); any other owns the bytes of every item it writes and
+        reads nothing else (see :mod:`._memcached_codec`).
+        """
         return self._serializer
 
     @serializer.setter
     def serializer(self, serializer: Serializer) -> None:
         self._serializer = serializer
-        #: stored bytes (or ``None``) -> the value, ``None`` for a miss or junk
-        self._load = make_loader(serializer)
-        #: value -> the bytes to store, ``None`` if the serializer gave up on it
-        self._dump = make_dumper(serializer)
+        codec = codec_for(serializer)
+        #: value -> the item to store, ``None`` if the serializer gave up on it
+        self._dump = codec.dump
+        self._decode = codec.load
+
+    def _load(self, item: Item | None) -> t.Any:
+        """The value a stored item holds; ``None`` for a miss or an unreadable one."""
+        if item is None:
+            return None
+        value = self._decode(item)
+        return None if value is MISS else value
 
     def _make_driver(
         self,
@@ -211,9 +236,24 @@ class MemcachedCache(BaseCache):
     def _client(self) -> t.Any:
         """The library's client object that every thread's client is cloned from.
 
-        Set pylibmc behaviours on it before the first cache operation.
+        It reads and writes :class:`~._memcached_codec.Item` objects (bytes and
+        flags) untouched. Set pylibmc behaviours on it before the first operation.
         """
         return self._pool.template.raw
+
+    @property
+    def key_prefix(self) -> str:
+        """The prefix in front of every key (cachelib's attribute)."""
+        return self._keys.prefix
+
+    @key_prefix.setter
+    def key_prefix(self, prefix: Prefix | None) -> None:
+        self._keys = KeyMapper(prefix or "")
+        self._map = self._keys.map
+
+    def _normalize_key(self, key: str) -> str:
+        """The memcached key for *key* (cachelib's hook)."""
+        return self._map(key)
 
     def close(self) -> None:
         """Close this backend's connections (they reopen if it is used again)."""
@@ -222,7 +262,11 @@ class MemcachedCache(BaseCache):
     # -- helpers ---------------------------------------------------------------
 
     def _exptime(self, timeout: Timeout) -> int | None:
-        """memcached's expiry for *timeout*; ``None`` when it is already expired."""
+        """memcached's expiry for *timeout*; ``None`` when it is already expired.
+
+        Up to 30 days it is sent in seconds; beyond, as the unix time it ends at,
+        which is how memcached tells the two apart.
+        """
         seconds = self._normalize_timeout(timeout)
         if seconds < 0:
             return None
@@ -230,13 +274,13 @@ class MemcachedCache(BaseCache):
             return int(time.time()) + seconds
         return seconds
 
-    def _items(self, mkey: str, payload: bytes) -> dict[str, bytes] | None:
+    def _items(self, mkey: str, item: Item) -> dict[str, Item] | None:
         """What to store for one value; ``None`` if it cannot be stored. Used only
         when :attr:`_spread`; otherwise a value is one item of at most the limit."""
-        return {mkey: payload} if len(payload) <= self._item_limit else None
+        return {mkey: item} if len(item.data) <= self._item_limit else None
 
-    def _fetch(self, driver: Driver, mkeys: list[str]) -> dict[str, bytes]:
-        """Read stored payloads (one request here; a subclass may resolve more)."""
+    def _fetch(self, driver: Driver, mkeys: list[str]) -> dict[str, Item]:
+        """Read stored items (one request here; a subclass may resolve more)."""
         return driver.get_multi(mkeys)
 
     # -- reading ---------------------------------------------------------------
@@ -245,8 +289,8 @@ class MemcachedCache(BaseCache):
         """Return the value or ``None``. Raises BackendError if the server fails."""
         mkey = self._map(key)
         with self._pool.reserve() as driver:
-            raw = driver.get(mkey)
-        return self._load(raw)
+            item = driver.get(mkey)
+        return self._load(item)
 
     def get_many(self, *keys: str) -> list[t.Any]:
         """Values for *keys* (``None`` for misses), in one request."""
@@ -278,15 +322,15 @@ class MemcachedCache(BaseCache):
             self.delete(key)
             return True
         mkey = self._map(key)
-        payload = self._dump(value)
-        if payload is None:
+        item = self._dump(value)
+        if item is None:
             return False
         if not self._spread:
-            if len(payload) > self._item_limit:
+            if len(item.data) > self._item_limit:
                 return False
             with self._pool.reserve() as driver:
-                return driver.set(mkey, payload, exptime)
-        items = self._items(mkey, payload)
+                return driver.set(mkey, item, exptime)
+        items = self._items(mkey, item)
         if items is None:
             return False
         with self._pool.reserve() as driver:
@@ -301,8 +345,8 @@ class MemcachedCache(BaseCache):
         """Store *value* only if *key* is absent (memcached ``add``, atomic)."""
         exptime = self._exptime(timeout)
         mkey = self._map(key)
-        payload = self._dump(value)
-        items = None if payload is None else self._items(mkey, payload)
+        item = self._dump(value)
+        items = None if item is None else self._items(mkey, item)
         if exptime is None or items is None:
             return False
         with self._pool.reserve() as driver:
@@ -326,24 +370,7 @@ class MemcachedCache(BaseCache):
         if exptime is None:
             self.delete_many(*pairs)
             return list(pairs)
-        mapper, dump = self._map, self._dump
-        merged: dict[str, bytes] = {}
-        owners: list[tuple[str, t.Collection[str]]] = []  # key, its memcached keys
-        if self._spread:
-            for key, value in pairs.items():
-                payload = dump(value)
-                items = None if payload is None else self._items(mapper(key), payload)
-                if items is not None:
-                    merged.update(items)
-                    owners.append((key, items.keys()))
-        else:
-            limit = self._item_limit
-            for key, value in pairs.items():
-                payload = dump(value)
-                if payload is not None and len(payload) <= limit:
-                    mkey = mapper(key)
-                    merged[mkey] = payload
-                    owners.append((key, (mkey,)))
+        merged, owners = self._prepare(pairs)
         if not merged:
             return []
         with self._pool.reserve() as driver:
@@ -352,6 +379,29 @@ class MemcachedCache(BaseCache):
             return [key for key, _ in owners]
         refused = set(failed)
         return [key for key, mkeys in owners if refused.isdisjoint(mkeys)]
+
+    def _prepare(
+        self, pairs: Mapping[str, t.Any]
+    ) -> tuple[dict[str, Item], list[tuple[str, t.Collection[str]]]]:
+        """The items to write for *pairs*, and each key's memcached keys."""
+        mapper, dump = self._map, self._dump
+        merged: dict[str, Item] = {}
+        owners: list[tuple[str, t.Collection[str]]] = []
+        limit = self._item_limit
+        for key, value in pairs.items():
+            item = dump(value)
+            if item is None:
+                continue
+            if self._spread:
+                items = self._items(mapper(key), item)
+                if items is not None:
+                    merged.update(items)
+                    owners.append((key, items.keys()))
+            elif len(item.data) <= limit:
+                mkey = mapper(key)
+                merged[mkey] = item
+                owners.append((key, (mkey,)))
+        return merged, owners
 
     def delete(self, key: str) -> bool:
         """Delete *key*; ``True`` if it existed."""
@@ -368,128 +418,11 @@ class MemcachedCache(BaseCache):
         return list(keys)
 
     def clear(self) -> bool:
-        """Delete this prefix's keys; with no prefix, flush the whole server.
-
-        The keys are listed on every server with ``lru_crawler metadump all`` (one
-        short-lived ASCII connection each) and deleted with ``delete_multi`` in
-        batches of :data:`CLEAR_BATCH`. Every key starting with the prefix goes,
-        including those of a longer prefix that extends it. A key written while
-        ``clear()`` runs may survive it. A server that cannot list keys (see
-        :class:`~._memcached_listing.KeyListingUnsupported`) is flushed whole instead, with
-        a warning; SASL backends always flush (their servers speak binary only).
-        """
-        prefix = self._keys.prefix
-        if prefix and self.scoped_clear:
-            keys = self._prefixed_keys(prefix)
-            if keys is not None:
-                with self._pool.reserve() as driver:
-                    for start in range(0, len(keys), CLEAR_BATCH):
-                        driver.delete_multi(keys[start : start + CLEAR_BATCH])
-                return True
+        """Flush **every key on the server** (all prefixes), as released
+        Flask-Caching does: memcached has no reliable way to list a prefix's keys."""
         with self._pool.reserve() as driver:
             driver.flush_all()
         return True
-
-    def _prefixed_keys(self, prefix: str) -> list[str] | None:
-        """Every server's keys under *prefix*; ``None`` if a server cannot list them."""
-        connect_timeout, timeout = self._timeouts
-        keys: list[str] = []
-        for server in self._servers:
-            try:
-                keys += list_keys(
-                    server, prefix, connect_timeout=connect_timeout, timeout=timeout
-                )
-            except KeyListingUnsupported as exc:
-                logger.warning(
-                    "memcached %s cannot list its keys (%s), so clear() flushes every"
-                    " server whole, not only the keys of prefix %r: upgrade to"
-                    " memcached >= 1.4.31 with its LRU crawler and dump commands on",
-                    server,
-                    exc,
-                    prefix,
-                )
-                return None
-            except OSError as exc:
-                raise BackendError(
-                    f"memcached {server}: listing keys for clear() failed: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-        return keys
-
-    # -- counters --------------------------------------------------------------
-
-    def inc(self, key: str, delta: int = 1) -> int | None:
-        """Add *delta* atomically; a missing key starts from 0.
-
-        A non-negative delta on a stored non-negative decimal is memcached ``incr``
-        (one request; it keeps the key's expiry; counters wrap at 2**64). Anything
-        else (a negative delta or value, a value the serializer wrote) runs a
-        compare-and-swap loop, which resets the expiry to the default timeout and
-        backs off briefly when it loses a race. Losing :data:`CAS_ATTEMPTS` races in
-        a row raises BackendError.
-        """
-        mkey = self._map(key)
-        numeric = delta >= 0
-        for attempt in range(CAS_ATTEMPTS):
-            with self._pool.reserve() as driver:
-                if numeric:
-                    try:
-                        value = driver.incr(mkey, delta)
-                    except NotANumber:
-                        numeric = False
-                    else:
-                        if value is not None:
-                            return value
-                        if driver.add(
-                            mkey, encode(self.serializer, delta), self._ttl()
-                        ):
-                            return delta
-                        continue  # created meanwhile: incr again
-                raw, token = driver.gets(mkey)
-                if raw is None:
-                    if driver.add(mkey, encode(self.serializer, delta), self._ttl()):
-                        return delta
-                    continue
-            new = self._int_value(key, raw) + delta
-            with self._pool.reserve() as driver:
-                if driver.cas(mkey, encode(self.serializer, new), token, self._ttl()):
-                    return new
-            time.sleep(random.uniform(0, 0.001 * (attempt + 1)))
-        raise BackendError(f"inc({key!r}) lost {CAS_ATTEMPTS} races in a row")
-
-    def dec(self, key: str, delta: int = 1) -> int | None:
-        """Subtract *delta* atomically; a missing key starts from 0 (see ``inc``)."""
-        return self.inc(key, -delta)
-
-    # -- locks (flask_caching.locks) -------------------------------------------
-
-    def acquire_lock(self, key: str, token: str, timeout: float) -> bool:
-        """memcached ``add`` with the lease rounded up plus one second: the server's
-        clock ticks whole seconds, so a lease of N may otherwise end after N - 1."""
-        lease = max(1, math.ceil(timeout)) + 1
-        return self.add(key, token, timeout=lease)
-
-    def release_lock(self, key: str, token: str) -> bool:
-        """Compare-and-delete in one step: ``gets``, then a ``cas`` that stores the
-        item already expired, which fails if anyone changed the lock meanwhile."""
-        mkey = self._map(key)
-        with self._pool.reserve() as driver:
-            raw, cas_token = driver.gets(mkey)
-            if raw is None or self._load(raw) != token:
-                return False
-            return driver.cas(mkey, raw, cas_token, -1)
-
-    def _ttl(self) -> int:
-        return self._exptime(None) or 0
-
-    def _int_value(self, key: str, raw: bytes) -> int:
-        """The stored int a counter continues from (0 if unreadable)."""
-        current = self._load(raw)
-        if current is None:
-            return 0
-        if type(current) is not int:
-            raise TypeError(f"cannot increment {key!r}: it holds {current!r}")
-        return current
 
 
 def __getattr__(name: str) -> t.Any:
