@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""Set up the project and run it: ``python3 dev.py demo`` or ``python3 dev.py test``.
+"""Set up the project and run it: ``python3 dev.py demo``, ``test``, ``compat`` or ``oldest``.
 
 Needs only python3. Creates ``.venv`` (installing Debian's python3-venv first when
 ``venv`` is unavailable and we are root), installs the pinned requirements, and for
 ``test`` installs the servers the tests start (redis-server, memcached, SASL tools).
+
+``compat`` runs released Flask-Caching's own test suite against ours
+(``scripts/conformance.py``); ``oldest`` runs the core suite (no backend server) on
+the oldest supported stack in ``.venv-oldest``. ``test`` without pytest arguments
+runs lint, type checks, the full suite, ``compat`` and ``oldest``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
+#: the oldest stack we support (requirements/oldest.txt), in a venv of its own
+OLDEST_VENV = ROOT / ".venv-oldest"
+#: what the oldest-stack run leaves out: tests that need a backend server or uWSGI
+CORE_ONLY = ["-m", "not redis and not memcached", "-p", "core_only"]
+CORE_ONLY += ["--continue-on-collection-errors"]  # report every module that breaks
 
 
 def run(*cmd: str | Path, check: bool = True, **kw: t.Any) -> int:
@@ -37,27 +47,29 @@ def apt_install(*packages: str) -> None:
     run("apt-get", "install", "-y", "-qq", *packages, env=env)
 
 
-def ensure_venv() -> None:
-    if (BIN / "python").exists():
+def ensure_venv(venv: Path) -> None:
+    if (venv / "bin" / "python").exists():
         return
-    if run(sys.executable, "-m", "venv", VENV, check=False) != 0:
-        shutil.rmtree(VENV, ignore_errors=True)
+    if run(sys.executable, "-m", "venv", venv, check=False) != 0:
+        shutil.rmtree(venv, ignore_errors=True)
         minor = f"{sys.version_info.major}.{sys.version_info.minor}"
         apt_install("python3-venv", f"python{minor}-venv")
-        run(sys.executable, "-m", "venv", VENV)
+        run(sys.executable, "-m", "venv", venv)
 
 
-def ensure_requirements(name: str) -> None:
-    ensure_venv()
+def ensure_requirements(name: str, venv: Path = VENV) -> None:
+    """Install requirements/<name>.txt and our package into ``venv`` when they changed."""
+    ensure_venv(venv)
+    python = venv / "bin" / "python"
     req = ROOT / "requirements" / f"{name}.txt"
-    stamp = VENV / f".installed-{name}"
+    stamp = venv / f".installed-{name}"
     digest = hashlib.sha256(req.read_bytes() + (ROOT / "pyproject.toml").read_bytes())
     if stamp.exists() and stamp.read_text() == digest.hexdigest():
         return
     if name != "demo" and not shutil.which("gcc"):
         apt_install("gcc", "python3-dev")  # uWSGI builds from source
-    run(BIN / "python", "-m", "pip", "install", "-q", "--upgrade", "pip")
-    run(BIN / "python", "-m", "pip", "install", "-q", "-r", req, "-e", ".")
+    run(python, "-m", "pip", "install", "-q", "--upgrade", "pip")
+    run(python, "-m", "pip", "install", "-q", "-r", req, "-e", ".")
     stamp.write_text(digest.hexdigest())
 
 
@@ -66,24 +78,66 @@ def demo() -> None:
     os.execv(BIN / "python", [str(BIN / "python"), str(ROOT / "examples" / "demo.py")])
 
 
-def test(pytest_args: list[str]) -> None:
-    run("bash", ROOT / "scripts" / "install-servers.sh")
-    ensure_requirements("dev")
-    linted = ("src", "tests", "benchmarks", "examples", "dev.py")
+def lint() -> None:
+    linted = ("src", "tests", "benchmarks", "examples", "scripts", "dev.py")
     run(BIN / "ruff", "check", *linted)
     run(BIN / "ruff", "format", "--check", *linted)
     run(BIN / "mypy")
-    # the full run also measures branch coverage and holds pyproject's fail_under;
-    # a targeted run (with pytest arguments) covers too little to be held to it
-    cover = [] if pytest_args else ["--cov", "--cov-report=term:skip-covered"]
-    sys.exit(run(BIN / "pytest", *cover, *pytest_args, check=False))
 
+
+def compat(args: list[str]) -> int:
+    """Released Flask-Caching's own suite against ours (scripts/conformance.py)."""
+    run("bash", ROOT / "scripts" / "install-servers.sh")
+    ensure_requirements("dev")
+    return run(BIN / "python", ROOT / "scripts" / "conformance.py", *args, check=False)
+
+
+def oldest(pytest_args: list[str]) -> int:
+    """The core suite (no backend server) on the oldest supported stack."""
+    ensure_requirements("oldest", OLDEST_VENV)
+    env = dict(
+        os.environ,
+        FLASK_CACHING_OLDEST_STACK="1",  # tests/test_flask_versions.py checks the pins
+        PYTHONPATH=str(ROOT / "scripts"),  # the core_only plugin
+    )
+    pytest = OLDEST_VENV / "bin" / "pytest"
+    return run(
+        pytest, "-p", "no:cacheprovider", *CORE_ONLY, *pytest_args, check=False, env=env
+    )
+
+
+def test(pytest_args: list[str]) -> None:
+    """With pytest arguments a targeted run; without, every check this project has."""
+    run("bash", ROOT / "scripts" / "install-servers.sh")
+    ensure_requirements("dev")
+    lint()
+    if pytest_args:
+        sys.exit(run(BIN / "pytest", *pytest_args, check=False))
+    # the full run also measures branch coverage and holds pyproject's fail_under
+    failed = {
+        "suite": run(
+            BIN / "pytest", "--cov", "--cov-report=term:skip-covered", check=False
+        ),
+        "compat": compat([]),
+        "oldest": oldest([]),
+    }
+    failed = {name: code for name, code in failed.items() if code}
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+    print("dev.py test: suite, conformance and oldest stack all passed")
+
+
+COMMANDS = "demo | test [pytest args] | compat [--report|--update-list] [pytest args] | oldest [pytest args]"
 
 if __name__ == "__main__":
-    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
     if command == "demo":
         demo()
     elif command == "test":
-        test(sys.argv[2:])
+        test(rest)
+    elif command == "compat":
+        sys.exit(compat(rest))
+    elif command == "oldest":
+        sys.exit(oldest(rest))
     else:
-        sys.exit("usage: python3 dev.py demo | test [pytest args]")
+        sys.exit(f"usage: python3 dev.py {COMMANDS}")
