@@ -1,30 +1,41 @@
 """``@cache.cached``: cache a view (or any function) under a key built from the request.
 
-The key is ``key_prefix`` with ``%s`` replaced by ``request.path`` (plus a digest of
-the sorted query arguments with ``query_string=True``), unless ``make_cache_key``
-builds it. Responses are stored as data (status, headers, body) and rebuilt on a hit.
+Keys are released Flask-Caching's (:mod:`.view_keys`) and the value is stored as the
+view returned it, so a mixed fleet shares entries. ``vary`` / ``vary_on_session``
+views (ours alone) add the variant to the key and stamp every variant of a path with
+one version key, so ``delete_cached`` drops them all.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import typing as t
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable
 
-from flask import current_app, has_request_context, request
+from flask import current_app, has_request_context
 from typing_extensions import Self
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from .context import app_or_none, request_path
-from .entry import MISS, data_to_response, is_response_data, response_to_data
+from .cached_response import CachedResponse
+from .entry import MISS, Layout
 from .flow import Flow, Outcome
-from .keys import digest, query_digest, source_digest
+from .keys import digest
 from .locks import lock_options
 from .lookup import begin as lookup_begin
-from .options import check_callable, check_timeout, unless_caller
+from .options import (
+    check_callable,
+    check_timeout,
+    forced_caller,
+    stale_caller,
+    unless_caller,
+)
 from .privacy import Guard, PrivateMode, check_private, parse_vary
 from .runtime import Runtime
 from .signals import cache_view_hit, cache_view_miss
+from .utils import join_generator, normalize_timeout
+from .view_keys import ViewKeys
 from .wrapping import wrap
 
 logger = logging.getLogger("flask_caching")
@@ -43,27 +54,6 @@ DELETE_ATTR = "_flask_caching_delete_key"
 
 #: version keys of ``vary`` views: one per path and query, so they expire
 VARY_VERSION_PREFIX = "fc-vary-ver:"
-
-
-class CachedResponse(Response):
-    """A response that carries its own cache timeout, which wins over the decorator's.
-
-    ``return CachedResponse(response=make_response(...), timeout=50)``
-    """
-
-    timeout: int | None
-
-    def __init__(self, response: t.Any = None, timeout: int | None = None, **kw: t.Any):
-        if isinstance(response, Response):
-            super().__init__(
-                response.get_data(),
-                status=response.status_code,
-                headers=response.headers,
-                **kw,
-            )
-        else:
-            super().__init__(response, **kw)
-        self.timeout = check_timeout(timeout)
 
 
 class BoundCachedFunction(t.Protocol[P, R]):
@@ -109,63 +99,193 @@ class CachedFunction(t.Protocol[P, R]):
     def __get__(self, instance: t.Any, owner: type[t.Any] | None = None) -> t.Any: ...
 
 
-def _materialize(rv: t.Any) -> tuple[t.Any, bool]:
-    """Turn a generator/iterator result into its full body; False = cannot cache it."""
-    if isinstance(rv, (str, bytes, dict, list, tuple, Response)) or rv is None:
-        return rv, True
-    if isinstance(rv, Iterator):  # generators included
-        items = list(rv)
-        if all(isinstance(i, str) for i in items):
-            return "".join(items), True
-        if all(isinstance(i, bytes) for i in items):
-            return b"".join(items), True
-        return iter(items), False
-    return rv, True
-
-
 def _to_payload(rv: t.Any) -> t.Any:
-    """What to store for a result: responses become data, the rest stays as is."""
-    if isinstance(rv, Response):
-        if rv.direct_passthrough:
-            return MISS  # a file stream (send_file): not ours to buffer
-        return response_to_data(rv)
-    if type(rv) is tuple and rv and isinstance(rv[0], Response):
-        response = current_app.make_response(rv)
-        return response_to_data(response)
+    """What to store for a result: the result itself, but never a file stream."""
+    if isinstance(rv, Response) and rv.direct_passthrough:
+        return MISS  # send_file: not ours to buffer
     return rv
 
 
-def _serves_request(view: t.Any) -> bool:
-    """Whether *view* is the view function of the current request's endpoint."""
-    if not has_request_context():
-        return False
-    endpoint = request.endpoint
-    return endpoint is not None and current_app.view_functions.get(endpoint) is view
+class ViewOptions(t.NamedTuple):
+    """A ``@cached`` decorator's options, checked once at decoration time."""
+
+    timeout: int | None
+    key_prefix: str | Callable[[], str]
+    skip: Callable[..., bool] | None
+    forced: Callable[..., bool] | None
+    stale: Callable[..., Callable[[t.Any], bool]] | None
+    response_filter: Callable[[t.Any], bool] | None
+    query_string: bool
+    hash_method: Callable[..., t.Any] | None
+    cache_none: bool
+    make_cache_key: Callable[..., str] | None
+    source_check: bool | None
+    response_hit_indication: bool
+    locking: t.Any
+    private: PrivateMode | None
+    vary: tuple[t.Any, ...]
+    vary_on_session: bool
 
 
-def _from_payload(payload: t.Any) -> t.Any:
-    if type(payload) is str:  # the common view result, without a call
-        return payload
-    if is_response_data(payload):
-        app = app_or_none() or current_app
-        return data_to_response(payload, app.response_class)
-    return payload
+class CachedView:
+    """One ``@cached`` function: builds its keys, reads, and stores its results."""
 
+    def __init__(
+        self,
+        f: Callable[..., t.Any],
+        get_runtime: Callable[[], Runtime],
+        owner: t.Any,
+        opts: ViewOptions,
+    ) -> None:
+        self.f = f
+        self.get_runtime = get_runtime
+        self.owner = owner
+        self.opts = opts
+        #: names the function in the warning about a result that cannot be stored
+        self.label = f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', f)}"
+        self.keys = ViewKeys(
+            f, opts.key_prefix, opts.query_string, opts.source_check, opts.hash_method
+        )
+        self.guard = Guard(
+            getattr(f, "__qualname__", repr(f)),
+            lambda: get_runtime().settings.private_responses,
+            private=opts.private,
+            vary=opts.vary,
+            vary_on_session=opts.vary_on_session,
+            custom_key=opts.make_cache_key is not None,
+            filtered=opts.response_filter is not None,
+        )
+        self.wrapper = t.cast(
+            CachedFunction[..., t.Any],
+            wrap(f, self.begin, self.outcome_of, self.finish, catch=HTTPException),
+        )
+        self.wrapper.uncached = f
+        self.wrapper.cache_timeout = opts.timeout
+        self.wrapper.make_cache_key = self.make_key  # type: ignore[method-assign]
+        setattr(self.wrapper, DELETE_ATTR, self.target)
 
-def _query_pairs(query_args: t.Any) -> Iterable[tuple[str, str]]:
-    if query_args is None:
-        return request.args.items(multi=True)
-    if isinstance(query_args, str):
-        from urllib.parse import parse_qsl
+    # -- keys ------------------------------------------------------------------
 
-        return parse_qsl(query_args, keep_blank_values=True)
-    if isinstance(query_args, Mapping):
-        pairs: list[tuple[str, str]] = []
-        for k, v in query_args.items():
-            values = v if isinstance(v, (list, tuple)) else [v]
-            pairs.extend((str(k), str(item)) for item in values)
-        return pairs
-    return [(str(k), str(v)) for k, v in query_args]
+    def head(
+        self, rt: Runtime, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
+    ) -> str:
+        """The key of this call as released Flask-Caching builds it."""
+        custom = self.opts.make_cache_key
+        if custom is not None:
+            return custom(*args, **kwargs)
+        assigned = self.wrapper.make_cache_key
+        if getattr(assigned, "__func__", None) is not CachedView.make_key:
+            # the user replaced view.make_cache_key: it is the key function now
+            return assigned(*args, use_request=True, **kwargs)
+        return self.keys.request_key(rt)
+
+    def vary_keys(self, rt: Runtime, head: str, read_vary: bool) -> tuple[str, str]:
+        """A ``vary`` view's variant key and the version key all its variants share.
+
+        They share a Redis Cluster hash tag (one MGET on one node): a digest, as a
+        path may hold braces of its own.
+        """
+        hasher = self.keys.hasher(rt)
+        tagged = "{" + digest(head, hasher)[:12] + "}" + head
+        part = self.guard.key_part(hasher) if read_vary else ""
+        return (tagged + part if part else head), VARY_VERSION_PREFIX + tagged
+
+    def make_key(self, *args: t.Any, **kwargs: t.Any) -> str:
+        """The key this view uses: ``path=``/``query_args=`` pick the request, else
+        ``url_for`` builds the path from the view arguments (a ``make_cache_key``
+        given to the decorator builds it instead)."""
+        custom = self.opts.make_cache_key
+        if custom is not None:
+            kwargs.pop("path", None)
+            kwargs.pop("query_args", None)
+            return custom(*args, **kwargs)
+        rt = self.get_runtime()
+        head = self.keys.called_key(rt, args, kwargs)
+        return self.vary_keys(rt, head, True)[0] if self.guard.keyed else head
+
+    def target(self, *args: t.Any, **kwargs: t.Any) -> str:
+        """What ``delete_cached`` deletes: a ``vary`` view's version key (its base
+        key's, also inside a request), else the entry key."""
+        if not self.guard.keyed:
+            return self.wrapper.make_cache_key(*args, **kwargs)
+        rt = self.get_runtime()
+        return self.vary_keys(rt, self.keys.called_key(rt, args, kwargs), False)[1]
+
+    # -- a call ----------------------------------------------------------------
+
+    def begin(
+        self, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
+    ) -> tuple[Runtime, str, t.Any, Flow | None] | None:
+        """None to bypass the cache; else the hit's value or the miss's flow."""
+        opts = self.opts
+        if opts.skip is not None and opts.skip(self.f, *args, **kwargs):
+            return None
+        rt = self.get_runtime()
+        try:
+            key = self.head(rt, args, kwargs)
+            version_keys: tuple[str, ...] = ()
+            if self.guard.keyed:
+                key, version_key = self.vary_keys(rt, key, True)
+                version_keys = (version_key,)
+            force = opts.forced is not None and opts.forced(*args, **kwargs)
+        except Exception as exc:
+            rt.failed("key", getattr(self.f, "__qualname__", "?"), exc)
+            return None
+        layout = Layout(
+            key,
+            meta=opts.locking.keeps_meta(rt.settings),
+            version_keys=version_keys,
+            cache_none=opts.cache_none,
+        )
+        payload, flow = lookup_begin(
+            rt,
+            layout,
+            forced=force,
+            is_stale=None if opts.stale is None else opts.stale(*args, **kwargs),
+            timeout=normalize_timeout(self.wrapper.cache_timeout),
+            locking=opts.locking,
+            name=self.label,
+        )
+        return rt, key, payload, flow
+
+    def outcome_of(self, rv: t.Any) -> Outcome:
+        """What a computation returns and stores (MISS: store nothing)."""
+        opts = self.opts
+        if inspect.isgenerator(rv):
+            rv = join_generator(rv)
+        if rv is None and not opts.cache_none:
+            return Outcome(rv, MISS)
+        if isinstance(rv, HTTPException):
+            # released 2.5.1 caches an abort() and raises it again on hits
+            accept = opts.response_filter is None or opts.response_filter(
+                rv.get_response()
+            )
+            return Outcome(rv, rv if accept else MISS)
+        if opts.response_filter is not None and not opts.response_filter(rv):
+            return Outcome(rv, MISS)
+        override = rv.timeout if isinstance(rv, CachedResponse) else None
+        rv, payload = self.guard.admit(rv, _to_payload)  # privacy rules, 5xx
+        return Outcome(rv, payload, override or None)
+
+    def finish(
+        self,
+        rt: Runtime,
+        key: str,
+        hit: bool,
+        value: t.Any,
+        args: tuple[t.Any, ...],
+        kwargs: dict[str, t.Any],
+    ) -> t.Any:
+        """Signals, then the value (an HTTPException is raised, as it was)."""
+        if getattr(self.owner, "enable_signals", False):
+            signal = cache_view_hit if hit else cache_view_miss
+            signal.send(cache=self.owner, cache_key=key, args=args, kwargs=kwargs)
+        if isinstance(value, HTTPException):
+            raise value
+        if hit and self.opts.response_hit_indication and has_request_context():
+            value = current_app.make_response(value)
+            value.headers[HIT_HEADER] = "True"
+        return value
 
 
 def make_cached(
@@ -175,7 +295,7 @@ def make_cached(
     timeout: int | None = None,
     key_prefix: str | Callable[[], str] = "view/%s",
     unless: Callable[..., bool] | None = None,
-    forced_update: Callable[[], bool] | None = None,
+    forced_update: Callable[..., bool] | None = None,
     response_filter: Callable[[t.Any], bool] | None = None,
     query_string: bool = False,
     hash_method: Callable[..., t.Any] | None = None,
@@ -183,7 +303,7 @@ def make_cached(
     make_cache_key: Callable[..., str] | None = None,
     source_check: bool | None = None,
     response_hit_indication: bool = False,
-    is_stale: Callable[[t.Any], bool] | None = None,
+    is_stale: Callable[..., bool] | None = None,
     lock: bool | None = None,
     lock_timeout: float | None = None,
     stale_while_revalidate: float | None = None,
@@ -193,7 +313,6 @@ def make_cached(
     vary_on_session: bool = False,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Build the ``@cached`` decorator; every option is checked here, not per call."""
-    timeout = check_timeout(timeout)
     for name, value in (
         ("forced_update", forced_update),
         ("response_filter", response_filter),
@@ -202,193 +321,33 @@ def make_cached(
         ("hash_method", hash_method),
     ):
         check_callable(value, name)
+    opts = ViewOptions(
+        timeout=check_timeout(normalize_timeout(timeout)),
+        key_prefix=key_prefix,
+        skip=unless_caller(unless),
+        forced=forced_caller(forced_update),
+        stale=stale_caller(is_stale),
+        response_filter=response_filter,
+        query_string=query_string,
+        hash_method=hash_method,
+        cache_none=cache_none,
+        make_cache_key=make_cache_key,
+        source_check=source_check,
+        response_hit_indication=response_hit_indication,
+        locking=lock_options(
+            lock, lock_timeout, stale_while_revalidate, stale_if_error
+        ),
+        private=check_private(private),
+        vary=tuple(parse_vary(vary)),
+        vary_on_session=vary_on_session,
+    )
     if not (isinstance(key_prefix, str) or callable(key_prefix)):
         raise TypeError(
             f"key_prefix must be a string or a callable, got {key_prefix!r}"
         )
-    skip = unless_caller(unless)
-    locking = lock_options(lock, lock_timeout, stale_while_revalidate, stale_if_error)
-    private = check_private(private)
-    vary_on = parse_vary(vary)
-    stale: Callable[[t.Any], bool] | None = None
-    if is_stale is not None:
-        check_stale = is_stale
-
-        def stale(payload: t.Any) -> bool:
-            # the callable sees what the view returned, not the stored form
-            return bool(check_stale(_from_payload(payload)))
 
     def decorator(f: Callable[P, R]) -> CachedFunction[P, R]:
-        # names the function in the warning about a result that cannot be stored
-        label = f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', f)}"
-        src_cache: dict[t.Any, str] = {}
-        guard = Guard(
-            getattr(f, "__qualname__", repr(f)),
-            lambda: get_runtime().settings.private_responses,
-            private=private,
-            vary=vary_on,
-            vary_on_session=vary_on_session,
-            custom_key=make_cache_key is not None,
-            filtered=response_filter is not None,
-        )
-
-        static_prefix = key_prefix if isinstance(key_prefix, str) else ""
-        formatted = "%s" in static_prefix
-        plain_key = (
-            make_cache_key is None
-            and isinstance(key_prefix, str)
-            and not query_string
-            and hash_method is None
-            and not guard.keyed
-        )
-
-        def source_suffix(rt: Runtime, hasher: Callable[..., t.Any]) -> str:
-            check = (
-                source_check if source_check is not None else rt.settings.source_check
-            )
-            if not check:
-                return ""
-            digest = src_cache.get(hasher)
-            if digest is None:
-                digest = src_cache[hasher] = source_digest(f, hasher)
-            return ":" + digest
-
-        def build_keys(
-            rt: Runtime,
-            args: tuple[t.Any, ...],
-            kwargs: dict[str, t.Any],
-            path: str | None = None,
-            query_args: t.Any = None,
-            read_vary: bool = True,
-        ) -> tuple[str, str | None]:
-            """The entry key, and for a ``vary`` view the version key of its base key.
-
-            Every variant of one base key (the key without the vary part) is stamped
-            with that one version, so deleting it drops them all at once. With
-            ``read_vary=False`` the request's vary values (and session) are not read.
-            """
-            if plain_key and path is None:
-                # the default view key: no hashing, no query, no vary
-                key = static_prefix % request_path() if formatted else static_prefix
-                return key + source_suffix(rt, rt.settings.hash_method), None
-            hasher = hash_method or rt.settings.hash_method
-            if make_cache_key is not None:
-                head = make_cache_key(*args, **kwargs)  # the query is its business
-            else:
-                if callable(key_prefix):
-                    head = key_prefix()
-                elif "%s" in key_prefix:
-                    head = key_prefix % (path if path is not None else request_path())
-                else:
-                    head = key_prefix
-                if query_string:
-                    head += "?" + query_digest(_query_pairs(query_args), hasher)
-            tail = source_suffix(rt, hasher)
-            if not guard.keyed:
-                return head + tail, None
-            # variants and their version key share a Redis Cluster hash tag (one
-            # MGET on one node); a digest, as a path may hold braces of its own
-            base = head + tail
-            tagged = "{" + digest(base, hasher)[:12] + "}" + base
-            part = guard.key_part(hasher) if read_vary else ""
-            return (tagged + part if part else base), VARY_VERSION_PREFIX + tagged
-
-        def outcome_of(rv: t.Any) -> Outcome:
-            rv, cacheable = _materialize(rv)
-            if not cacheable:
-                logger.warning(
-                    "%s returned an iterator of non-strings; not cached", f.__qualname__
-                )
-                return Outcome(rv, MISS)
-            if rv is None and not cache_none:
-                return Outcome(rv, MISS)
-            if response_filter is not None and not response_filter(rv):
-                return Outcome(rv, MISS)
-            override = rv.timeout if isinstance(rv, CachedResponse) else None
-            if type(rv) is tuple and _serves_request(wrapper):
-                # Flask makes a view's (body, status, headers) a response anyway;
-                # storing that keeps hits right with serializers that lose tuples
-                rv = current_app.make_response(rv)
-            rv, payload = guard.admit(rv, _to_payload)  # privacy rules, 5xx
-            return Outcome(rv, payload, override)
-
-        def finish(
-            rt: Runtime,
-            key: str,
-            hit: bool,
-            value: t.Any,
-            args: tuple[t.Any, ...],
-            kwargs: dict[str, t.Any],
-        ) -> t.Any:
-            if rt.settings.enable_signals:
-                signal = cache_view_hit if hit else cache_view_miss
-                signal.send(
-                    cache_owner,
-                    cache=cache_owner,
-                    cache_key=key,
-                    args=args,
-                    kwargs=kwargs,
-                )
-            if not hit:
-                return value
-            rv = _from_payload(value)
-            if response_hit_indication and has_request_context():
-                rv = current_app.make_response(rv)
-                rv.headers[HIT_HEADER] = "True"
-            return rv
-
-        def begin(
-            args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
-        ) -> tuple[Runtime, str, t.Any, Flow | None] | None:
-            """None to bypass the cache; else the hit's payload or the miss's flow."""
-            if skip is not None and skip(f, *args, **kwargs):
-                return None
-            rt = get_runtime()
-            try:
-                key, version_key = build_keys(rt, args, kwargs)
-            except Exception as exc:
-                rt.failed("key", getattr(f, "__qualname__", "?"), exc)
-                return None
-            payload, flow = lookup_begin(
-                rt,
-                key,
-                () if version_key is None else (version_key,),
-                forced=bool(forced_update()) if forced_update is not None else False,
-                is_stale=stale,
-                timeout=wrapper.cache_timeout,
-                locking=locking,
-                name=label,
-                lasting=0,  # a vary view's version key: one per URL, it expires
-            )
-            return rt, key, payload, flow
-
-        wrapper = t.cast(CachedFunction[P, R], wrap(f, begin, outcome_of, finish))
-
-        def make_key(
-            *args: t.Any,
-            path: str | None = None,
-            query_args: t.Any = None,
-            **kwargs: t.Any,
-        ) -> str:
-            """The key this view uses; outside a request, give ``path`` (and query_args)."""
-            return build_keys(get_runtime(), args, kwargs, path, query_args)[0]
-
-        def target(
-            *args: t.Any,
-            path: str | None = None,
-            query_args: t.Any = None,
-            **kwargs: t.Any,
-        ) -> str:
-            """What ``delete_cached`` deletes: the version key of a ``vary`` view
-            (its base key's, also inside a request), else the entry key."""
-            rt = get_runtime()
-            key, version_key = build_keys(rt, args, kwargs, path, query_args, False)
-            return key if version_key is None else version_key
-
-        wrapper.uncached = f
-        wrapper.cache_timeout = timeout
-        wrapper.make_cache_key = make_key  # type: ignore[method-assign]
-        setattr(wrapper, DELETE_ATTR, target)
-        return wrapper
+        view = CachedView(f, get_runtime, cache_owner, opts)
+        return t.cast(CachedFunction[P, R], view.wrapper)
 
     return decorator

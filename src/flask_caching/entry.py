@@ -1,26 +1,34 @@
-"""What the decorators store: an envelope around the value, and responses as data.
+"""How one decorated call's entry sits in the backend: its keys and what a read means.
 
-An entry is a plain tuple so every serializer (pickle, JSON, signed) can carry it::
+Values are stored exactly as the decorated function returned them, under the key
+released Flask-Caching uses, so a mixed fleet shares entries (design.md, storage).
+Features that need more than the value keep it in a key of their own, read in the
+same ``get_many``:
 
-    (MAGIC, payload, versions, fresh_until)
+- **plain** (the default): one key, the value itself. A hit is a value that is not
+  None; with ``cache_none`` a None is told from a miss by ``has`` (as released does).
+- **meta**: the value under its key plus ``<key>:fc-meta`` holding
+  ``(fresh_until, versions)``. Used by ``stale_while_revalidate`` / ``stale_if_error``
+  (the entry lives past its freshness; released Flask-Caching reading it gets, at
+  worst, a stale value) and by ``vary`` views (their variants carry the version of
+  their base key). A stored None with its meta key is a hit, no ``has`` needed. An
+  entry without a meta key (written by released Flask-Caching) is fresh until the
+  backend expires it, unless versions are required.
 
-``versions`` are the memoize version tokens the entry was written under (empty for
-views and fragments), so one ``get_many`` of value and version keys decides a hit.
-``fresh_until`` is the wall-clock time after which the entry is stale (``0`` = never).
-The backend keeps an entry a little longer than that when stale values may be served.
-
-A miss is :data:`MISS`, never ``None``, so a cached ``None`` is a hit.
+A miss is :data:`MISS`, never ``None``, inside the engine.
 """
 
 from __future__ import annotations
 
 import enum
-import time
 import typing as t
+from collections.abc import Sequence
 
-from werkzeug.wrappers import Response
-
+#: marks the internal (payload, versions, fresh_until) tuples of the engine
 MAGIC = "fc1"
+
+#: suffix of the key holding an entry's (fresh_until, versions)
+META_SUFFIX = ":fc-meta"
 
 
 class _Miss(enum.Enum):
@@ -34,53 +42,64 @@ class _Miss(enum.Enum):
 MISS: t.Final = _Miss.MISS
 Miss = t.Literal[_Miss.MISS]
 
+#: (MAGIC, payload, versions, fresh_until): what the engine works with
 Entry = tuple[str, t.Any, tuple[int, ...], float]
 
-#: payload marker for a response stored as (status, headers, body)
-RESPONSE_TAG = "fc-response"
 
+class Layout:
+    """The keys of one call and how to turn what they read into an :data:`Entry`."""
 
-def pack(payload: t.Any, versions: tuple[int, ...], timeout: int) -> Entry:
-    """Wrap *payload*; with ``timeout`` 0 the entry never goes stale."""
-    fresh_until = time.time() + timeout if timeout > 0 else 0.0
-    return (MAGIC, payload, versions, fresh_until)
+    __slots__ = ("cache_none", "extra", "key", "keys", "meta_key", "version_keys")
 
+    def __init__(
+        self,
+        key: str,
+        *,
+        meta: bool = False,
+        version_keys: Sequence[str] = (),
+        cache_none: bool = False,
+        extra: dict[str, t.Any] | None = None,
+    ) -> None:
+        self.key = key
+        #: keys written with the value, with its timeout (memoize's version keys)
+        self.extra = extra
+        self.version_keys = tuple(version_keys)
+        self.meta_key = key + META_SUFFIX if (meta or version_keys) else None
+        self.keys = [key] if self.meta_key is None else [key, self.meta_key]
+        self.keys.extend(self.version_keys)
+        self.cache_none = cache_none
 
-def unpack(stored: t.Any) -> Entry | None:
-    """The entry if *stored* is one of ours, else None (foreign or corrupt data)."""
-    if type(stored) is tuple and len(stored) == 4 and stored[0] == MAGIC:
-        return t.cast(Entry, stored)
-    if type(stored) is list and len(stored) == 4 and stored[0] == MAGIC:
-        # serializers without a tuple type (plain JSON) hand back lists
-        versions = stored[2]
-        return (MAGIC, stored[1], tuple(versions), stored[3])
-    return None
+    def entry(self, found: Sequence[t.Any]) -> Entry | None:
+        """The entry in a read of :attr:`keys`, or None for a miss (or an entry
+        written under other versions)."""
+        value = found[0]
+        if self.meta_key is None:
+            return None if value is None else (MAGIC, value, (), 0.0)
+        meta = found[1]
+        if type(meta) in (tuple, list) and len(meta) == 2:
+            fresh_until, versions = meta
+            if tuple(versions) != tuple(found[2 : 2 + len(self.version_keys)]):
+                return None
+            if value is None and not self.cache_none:
+                return None
+            return (MAGIC, value, tuple(versions), float(fresh_until))
+        if value is None or self.version_keys:
+            return None
+        return (MAGIC, value, (), 0.0)  # written without meta: fresh while it lives
+
+    def ambiguous(self, found: Sequence[t.Any]) -> bool:
+        """True when a plain read of None may be a stored None (``has`` decides)."""
+        return self.cache_none and self.meta_key is None and found[0] is None
+
+    def meta(self, versions: tuple[int, ...], fresh_until: float) -> dict[str, t.Any]:
+        """The keys to write beside the value: :attr:`extra` and the meta key."""
+        extra = dict(self.extra) if self.extra else {}
+        if self.meta_key is not None:
+            extra[self.meta_key] = (fresh_until, versions)
+        return extra
 
 
 def is_fresh(entry: Entry, now: float) -> bool:
     """True while the entry has not passed its own timeout."""
     fresh_until = entry[3]
     return not fresh_until or now < fresh_until
-
-
-def response_to_data(
-    response: Response,
-) -> tuple[str, int, list[tuple[str, str]], bytes]:
-    """A response as plain data: the body is read (streams are consumed) once."""
-    body = response.get_data()
-    headers = [(k, v) for k, v in response.headers.items()]
-    return (RESPONSE_TAG, response.status_code, headers, body)
-
-
-def is_response_data(payload: t.Any) -> bool:
-    return (
-        type(payload) in (tuple, list)
-        and len(payload) == 4
-        and payload[0] == RESPONSE_TAG
-    )
-
-
-def data_to_response(payload: t.Any, response_class: type[Response]) -> Response:
-    """Rebuild a response from :func:`response_to_data` output."""
-    _tag, status, headers, body = payload
-    return response_class(body, status=status, headers=[tuple(h) for h in headers])

@@ -17,7 +17,7 @@ from flask import Flask
 
 from . import settings as settings_mod
 from .backends import BUILTIN, load_builtin
-from .backends.base import BaseCache, Timeout
+from .backends.base import BaseCache
 from .cached import DELETE_ATTR, CachedFunction, make_cached
 from .context import app_or_none
 from .exceptions import ConfigurationError
@@ -68,21 +68,30 @@ def _secret_keys(raw: Mapping[str, t.Any]) -> list[t.Any]:
     return [k for k in keys if k]
 
 
-def _apply_serializer(backend: t.Any, raw: Mapping[str, t.Any]) -> None:
-    """Give the backend the serializer CACHE_SERIALIZER names (default: keep pickle)."""
+def _resolve_serializer(raw: Mapping[str, t.Any]) -> t.Any:
+    """The serializer CACHE_SERIALIZER names, or None to keep the backend's own."""
     setting = raw["CACHE_SERIALIZER"]
     if setting is None or setting == "pickle":
-        return
-    serializer = resolve_serializer(
+        return None
+    return resolve_serializer(
         setting,
         secret_keys=_secret_keys(raw),
         algorithm=raw["CACHE_SERIALIZER_ALGORITHM"],
     )
+
+
+def _apply_serializer(backend: t.Any, serializer: t.Any) -> None:
+    """Give the backend *serializer*; one without a ``serializer`` only warns."""
+    if serializer is None:
+        return
     if not hasattr(backend, "serializer"):
-        raise ConfigurationError(
-            f"CACHE_SERIALIZER={setting!r}: the backend {type(backend).__name__} "
-            "does not use a serializer, so it cannot be changed"
+        warnings.warn(
+            f"CACHE_SERIALIZER is set but {type(backend).__name__} does not use a "
+            "serializer.",
+            UserWarning,
+            stacklevel=3,
         )
+        return
     backend.serializer = serializer
 
 
@@ -111,23 +120,23 @@ class Cache:
         with_jinja2_ext: bool = True,
         config: Mapping[str, t.Any] | None = None,
     ) -> None:
-        if config is not None and not isinstance(config, Mapping):
-            raise TypeError(
-                f"config must be a mapping of CACHE_* settings, got {config!r}"
-            )
+        _check_config(config)
         self.with_jinja2_ext = with_jinja2_ext
         self.config = dict(config) if config else {}
         self.app = app
         self.source_check: bool | None = None
+        #: the hash of keys; None until init_app (then CACHE_HASH_METHOD); a value
+        #: assigned later is used for keys built afterwards
+        self.hash_method: Callable[..., t.Any] | None = None
+        #: the serializer CACHE_SERIALIZER gave the backend (None: its own)
+        self.serializer: t.Any = None
+        self.enable_signals = False
         if app is not None:
             self.init_app(app, config)
 
     def init_app(self, app: Flask, config: Mapping[str, t.Any] | None = None) -> None:
         """Build this Cache's backend for *app* from its settings."""
-        if config is not None and not isinstance(config, Mapping):
-            raise TypeError(
-                f"config must be a mapping of CACHE_* settings, got {config!r}"
-            )
+        _check_config(config)
         conf = settings_mod.build(app.config, self.config, config)
         if conf.backend_name == "NullCache" and not conf.raw["CACHE_NO_NULL_WARNING"]:
             warnings.warn(
@@ -136,19 +145,24 @@ class Cache:
                 UserWarning,
                 stacklevel=2,
             )
+        serializer = _resolve_serializer(conf.raw)  # bad ones fail before the backend
         backend = _build_backend(app, conf)
-        if not callable(getattr(backend, "get_many", None)):
+        if backend is None:
             raise ConfigurationError(
-                f"CACHE_TYPE={conf.raw['CACHE_TYPE']!r} built {backend!r}, "
-                "which lacks the cache interface (get, set, get_many, ...)"
+                f"CACHE_TYPE={conf.raw['CACHE_TYPE']!r}: its factory returned None"
             )
-        _apply_serializer(backend, conf.raw)
+        _apply_serializer(backend, serializer)
         self.source_check = conf.source_check
+        self.enable_signals = conf.enable_signals
+        self.hash_method = conf.hash_method
+        self.serializer = serializer
         app.extensions.setdefault("cache", {})[self] = backend
-        app.extensions.setdefault(_RUNTIMES, {})[self] = Runtime(backend, conf, app)
+        runtime = Runtime(backend, conf, app, owner=self)
+        app.extensions.setdefault(_RUNTIMES, {})[self] = runtime
+        self.app = app
         if self.with_jinja2_ext:
             app.jinja_env.add_extension(CacheExtension)
-            setattr(app.jinja_env, ENV_ATTR, self._runtime)
+            setattr(app.jinja_env, ENV_ATTR, self)
 
     # -- which app --------------------------------------------------------------
 
@@ -178,64 +192,69 @@ class Cache:
 
     # -- proxy methods -----------------------------------------------------------
 
-    def get(self, key: str) -> t.Any:
-        """The value stored under *key*, or None."""
-        return self.cache.get(key)
+    def get(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """The value stored under a key, or None (proxy to the backend)."""
+        return self.cache.get(*args, **kwargs)
 
-    def has(self, key: str) -> bool:
-        return bool(self.cache.has(key))
+    def has(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Whether a key is stored (proxy to the backend)."""
+        return self.cache.has(*args, **kwargs)
 
-    def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
-        _check_key(key)
-        return bool(self.cache.set(key, value, timeout=timeout))  # type: ignore[arg-type]
+    def set(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Store a value under a key (proxy to the backend)."""
+        return self.cache.set(*args, **kwargs)
 
-    def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
-        _check_key(key)
-        return bool(self.cache.add(key, value, timeout=timeout))  # type: ignore[arg-type]
+    def add(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Store a value only if the key is absent (proxy to the backend)."""
+        return self.cache.add(*args, **kwargs)
 
-    def delete(self, key: str) -> bool:
-        return bool(self.cache.delete(key))
+    def delete(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Delete a key (proxy to the backend)."""
+        return self.cache.delete(*args, **kwargs)
 
-    def delete_many(self, *keys: str) -> list[t.Any]:
-        return list(self.cache.delete_many(*keys))
+    def delete_many(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Delete keys; the ones deleted (proxy to the backend)."""
+        return self.cache.delete_many(*args, **kwargs)
 
-    def get_many(self, *keys: str) -> list[t.Any]:
-        return list(self.cache.get_many(*keys))
+    def get_many(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """The values of keys, None for each missing one (proxy to the backend)."""
+        return self.cache.get_many(*args, **kwargs)
 
-    def get_dict(self, *keys: str) -> dict[str, t.Any]:
-        return dict(self.cache.get_dict(*keys))
+    def get_dict(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """A dict of keys to values (proxy to the backend)."""
+        return self.cache.get_dict(*args, **kwargs)
 
-    def set_many(
-        self, mapping: Mapping[str, t.Any], timeout: Timeout = None
-    ) -> list[t.Any]:
-        for key in mapping:
-            _check_key(key)
-        return list(self.cache.set_many(dict(mapping), timeout=timeout))  # type: ignore[arg-type]
+    def set_many(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Store a mapping; the keys stored (proxy to the backend)."""
+        return self.cache.set_many(*args, **kwargs)
 
-    def inc(self, key: str, delta: int = 1) -> t.Any:
-        return self.cache.inc(key, delta=delta)
+    def inc(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Add to an integer value (proxy to the backend)."""
+        return self.cache.inc(*args, **kwargs)
 
-    def dec(self, key: str, delta: int = 1) -> t.Any:
-        return self.cache.dec(key, delta=delta)
+    def dec(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        """Subtract from an integer value (proxy to the backend)."""
+        return self.cache.dec(*args, **kwargs)
 
-    def clear(self) -> bool:
-        return bool(self.cache.clear())
+    def clear(self) -> t.Any:
+        """Remove what the backend's ``clear`` removes (proxy to the backend)."""
+        return self.cache.clear()
 
-    def unlink(self, *keys: str) -> list[t.Any]:
+    def unlink(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
         """Delete keys (non-blocking on Redis where the backend supports it)."""
         unlink = getattr(self.cache, "unlink", None)
-        if unlink is not None:
-            return list(unlink(*keys))
-        return list(self.cache.delete_many(*keys))
+        if unlink is not None and callable(unlink):
+            return unlink(*args, **kwargs)
+        return self.delete_many(*args, **kwargs)
 
     # -- decorators --------------------------------------------------------------
 
     def cached(
         self,
-        timeout: int | None = None,
+        timeout: t.Any = None,
         key_prefix: str | Callable[[], str] = "view/%s",
         unless: Callable[..., bool] | None = None,
-        forced_update: Callable[[], bool] | None = None,
+        forced_update: Callable[..., bool] | None = None,
         response_filter: Callable[[t.Any], bool] | None = None,
         query_string: bool = False,
         hash_method: Callable[..., t.Any] | None = None,
@@ -243,7 +262,7 @@ class Cache:
         make_cache_key: Callable[..., str] | None = None,
         source_check: bool | None = None,
         response_hit_indication: bool = False,
-        is_stale: Callable[[t.Any], bool] | None = None,
+        is_stale: Callable[..., bool] | None = None,
         lock: bool | None = None,
         lock_timeout: float | None = None,
         stale_while_revalidate: float | None = None,
@@ -294,16 +313,16 @@ class Cache:
 
     def memoize(
         self,
-        timeout: int | None = None,
+        timeout: t.Any = None,
         make_name: Callable[[str], str] | None = None,
         unless: Callable[..., bool] | None = None,
-        forced_update: Callable[[], bool] | None = None,
+        forced_update: Callable[..., bool] | None = None,
         response_filter: Callable[[t.Any], bool] | None = None,
         hash_method: Callable[..., t.Any] | None = None,
         cache_none: bool = False,
         source_check: bool | None = None,
         args_to_ignore: t.Iterable[str] | None = None,
-        is_stale: Callable[[t.Any], bool] | None = None,
+        is_stale: Callable[..., bool] | None = None,
         lock: bool | None = None,
         lock_timeout: float | None = None,
         stale_while_revalidate: float | None = None,
@@ -358,9 +377,16 @@ class Cache:
         target = getattr(f, DELETE_ATTR, None)
         if target is None or not hasattr(f, "uncached"):
             raise TypeError(f"{f!r} is not a @cached-decorated function")
-        return self.delete(target(path=path, query_args=query_args, **view_args))
+        return bool(self.delete(target(path=path, query_args=query_args, **view_args)))
 
 
-def _check_key(key: t.Any) -> None:
-    if not isinstance(key, str):
-        raise TypeError(f"key must be a str, got {type(key).__name__} {key!r}")
+class ConfigArgumentError(TypeError, ValueError):
+    """``config`` is not a mapping: a TypeError, and the ValueError released
+    Flask-Caching raises, so either ``except`` clause catches it."""
+
+
+def _check_config(config: t.Any) -> None:
+    if config is not None and not isinstance(config, Mapping):
+        raise ConfigArgumentError(
+            f"config must be a mapping of CACHE_* settings, got {config!r}"
+        )

@@ -2,17 +2,18 @@
 
 ::
 
-    {% cache 300 %}...{% endcache %}                    key: template name + line
+    {% cache 300 %}...{% endcache %}                    key: template file + line
     {% cache 300, "sidebar", user.id %}...{% endcache %} key: make_template_fragment_key
-    {% cache None, "key" %}...{% endcache %}            never expires
+    {% cache None, "key" %}...{% endcache %}            the backend's default timeout
     {% cache 'del', "key" %}...{% endcache %}           delete, then render fresh
 
-A backend failure renders the block uncached; it never breaks the page.
+Keys and the stored value (the rendered ``Markup``) are released Flask-Caching's.
+The Jinja environment's ``_template_fragment_cache`` attribute holds the ``Cache``,
+as there. A backend failure renders the block uncached; it never breaks the page.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import typing as t
 from collections.abc import Callable
@@ -22,13 +23,15 @@ from jinja2.ext import Extension
 from jinja2.parser import Parser
 from markupsafe import Markup
 
+from .entry import Layout
 from .flow import Outcome, drive_sync
 from .keys import make_template_fragment_key
 from .lookup import begin
-from .runtime import Runtime
+from .utils import normalize_timeout
 
-#: attribute of the Jinja environment holding the function that finds the Runtime
-ENV_ATTR = "_flask_caching_runtime"
+#: attribute of the Jinja environment holding the ``Cache`` (as in released)
+JINJA_CACHE_ATTR_NAME = "_template_fragment_cache"
+ENV_ATTR = JINJA_CACHE_ATTR_NAME
 
 
 class CacheExtension(Extension):
@@ -44,14 +47,9 @@ class CacheExtension(Extension):
         timeout = args[0]
         keys = nodes.List(args[1:])
         body = parser.parse_statements(("name:endcache",), drop_needle=True)
-        name = parser.name
-        if name is None:
-            # an inline template (render_template_string) has no name, so that
-            # "None" + line would be shared by every inline template: tell blocks
-            # apart by what they contain
-            shape = repr(body).encode("utf-8")
-            name = "<string>" + hashlib.sha256(shape).hexdigest()[:16] + ":"
-        default_name = nodes.Const(f"{name}{lineno}")
+        # released Flask-Caching's default name: the template's file and the line
+        # (``None<line>`` for an inline template)
+        default_name = nodes.Const(f"{parser.filename}{lineno}")
         call = self.call_method("_render", [timeout, keys, default_name])
         return nodes.CallBlock(call, [], [], body).set_lineno(lineno)
 
@@ -66,25 +64,29 @@ class CacheExtension(Extension):
             key = make_template_fragment_key(str(keys[0]), vary_on=keys[1:])
         else:
             key = make_template_fragment_key(default_name)
-        find_runtime: Callable[[], Runtime] | None = getattr(
-            self.environment, ENV_ATTR, None
-        )
-        if find_runtime is None:
+        cache = getattr(self.environment, ENV_ATTR, None)
+        if cache is None:
             return caller()
-        rt = find_runtime()
+        rt = cache._runtime()
         if timeout == "del":
             rt.delete(key)
             return caller()
-        seconds = 0 if timeout is None else math.ceil(float(timeout))
-        if seconds < 0:
+        seconds = None if timeout is None else _seconds(timeout)
+        if seconds is not None and seconds < 0:
             return caller()  # already expired: nothing to keep
 
         def compute() -> Outcome:
             body = caller()
-            return Outcome(body, str(body))
+            return Outcome(body, body)
 
-        value, flow = begin(rt, key, timeout=seconds)
+        value, flow = begin(rt, Layout(key), timeout=seconds)
         if flow is not None:
             _hit, value = drive_sync(flow, compute)
         # the stored text was rendered (and escaped) by the template already
         return Markup(value) if isinstance(value, str) else str(value)
+
+
+def _seconds(timeout: t.Any) -> int:
+    """A tag's timeout in whole seconds (a timedelta or a number; fractions round up)."""
+    normal = normalize_timeout(timeout)
+    return math.ceil(float(t.cast(t.Any, normal)))

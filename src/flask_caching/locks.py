@@ -135,6 +135,14 @@ class LockOptions:
             lease = settings.lock_timeout
         return Policy(lock, lease, swr, sie)
 
+    def keeps_meta(self, settings: Settings) -> bool:
+        """True when entries need a fresh-until beside them (a staleness window)."""
+        swr = self.stale_while_revalidate
+        sie = self.stale_if_error
+        swr = settings.stale_while_revalidate if swr is None else swr
+        sie = settings.stale_if_error if sie is None else sie
+        return bool(swr or sie)
+
 
 #: the options of a decorator that sets none of them
 DEFAULT_OPTIONS = LockOptions()

@@ -20,7 +20,7 @@ lock options: locking only begins on a miss (see :mod:`.locks`). A miss with
 catches a value stored while the lock was being taken, and the release.
 
 With ``stale_while_revalidate``, entries live in the backend for timeout + window;
-the envelope's ``fresh_until`` says when they turn stale. A caller that finds a
+their meta key's ``fresh_until`` says when they turn stale (see :mod:`.entry`). A caller that finds a
 stale entry and wins the refresh (the process's flight, then the backend lock)
 recomputes **inline**, so its own request pays for the refresh as on a miss; every
 other caller gets the stale value at once, without waiting and without a backend
@@ -31,12 +31,13 @@ functions working with no thread to manage.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import typing as t
 from collections.abc import Callable, Sequence
 
 from . import locks
-from .entry import MAGIC, MISS, Entry, is_fresh, pack, unpack
+from .entry import MAGIC, MISS, Entry, Layout, is_fresh
 from .flow import COMPUTE, Flow, Outcome, Step, Wait
 from .locks import Landing, LockOptions, Policy
 from .runtime import Runtime
@@ -46,16 +47,15 @@ logger = logging.getLogger("flask_caching")
 
 def get_or_compute(
     rt: Runtime,
-    key: str,
-    version_keys: Sequence[str],
+    layout: Layout,
     found: list[t.Any] | None,
     *,
     timeout: int | None = None,
     forced: bool = False,
+    rejected: bool = False,
     is_stale: Callable[[t.Any], bool] | None = None,
     name: str | None = None,
     locking: LockOptions = locks.DEFAULT_OPTIONS,
-    lasting: int = 1,
 ) -> Flow:
     """Resolve a call :func:`begin` did not answer from *found*, what it read
     (None: the read failed, or *forced* skipped it): yield COMPUTE (and maybe
@@ -64,10 +64,10 @@ def get_or_compute(
     Returns ``(True, payload)`` on a hit (a stale value served counts as one) and
     ``(False, result)`` after computing. When the read failed (or the backend is
     bypassed) nothing is stored, locked or waited for: one call costs at most one
-    failed backend round trip. *name* (the decorated function) names the value in
-    the warning given when it cannot be stored. *locking* holds the decorator's
-    lock and staleness options (:func:`.locks.lock_options`). The first *lasting*
-    version keys never expire once created (see :meth:`.Runtime.ensure_versions`).
+    failed backend round trip. *rejected* says *is_stale* already refused what was
+    read (it is called once per call). *name* (the decorated function) names the
+    value in the warning given when it cannot be stored. *locking* holds the
+    decorator's lock and staleness options (:func:`.locks.lock_options`).
     """
     stale: Entry | None = None
     if not forced:
@@ -75,13 +75,13 @@ def get_or_compute(
             outcome = yield COMPUTE
             assert outcome is not None
             return False, outcome.result
-        entry = _usable(found, is_stale)
+        entry = None if rejected else _usable(layout, found, is_stale)
         if entry is not None:
             if is_fresh(entry, time.time()):
                 return True, entry[1]
             stale = entry
     policy = locking.resolve(rt.settings)
-    job = _Job(rt, key, version_keys, timeout, is_stale, name, policy, lasting)
+    job = _Job(rt, layout, timeout, is_stale, name, policy)
     if stale is not None and job.may_serve_stale(stale):
         return (yield from job.revalidate(found, stale))
     if job.policy.lock and not forced:
@@ -90,60 +90,63 @@ def get_or_compute(
     return hit, value
 
 
+#: ``begin(found=NOT_READ)``: the caller has not read the keys yet
+NOT_READ: t.Final[t.Any] = object()
+
+
 def begin(
     rt: Runtime,
-    key: str,
-    version_keys: Sequence[str] = (),
+    layout: Layout,
     *,
+    found: t.Any = NOT_READ,
     forced: bool = False,
     is_stale: Callable[[t.Any], bool] | None = None,
     timeout: int | None = None,
     name: str | None = None,
     locking: LockOptions = locks.DEFAULT_OPTIONS,
-    lasting: int = 1,
 ) -> tuple[t.Any, Flow | None]:
     """Start one decorated call: ``(payload, None)`` for a fresh hit, answered by
     one read and no generator, else ``(MISS, flow)`` where *flow* resolves the miss
-    (see :func:`get_or_compute`; it reuses the read already made)."""
-    found: list[t.Any] | None = None
-    if not forced:
-        # the hit fast path: one read, no generator (this is every decorated hit)
-        found = rt.read([key, *version_keys] if version_keys else [key])
+    (see :func:`get_or_compute`; it reuses the read already made). A caller that
+    read ``layout.keys`` itself passes what it read as *found* (None: it failed)."""
+    rejected = False
+    if forced:
+        found = None
+    else:
+        if found is NOT_READ:
+            # the hit fast path: one read, no generator (this is every decorated hit)
+            found = rt.read(layout.keys)
         if found is not None:
-            entry = found[0]
-            if (
-                type(entry) is tuple  # unpack()'s common case, inlined
-                and len(entry) == 4
-                and entry[0] == MAGIC
-                and entry[2] == tuple(found[1:])
-                and (not entry[3] or time.time() < entry[3])
-                and (is_stale is None or not is_stale(entry[1]))
-            ):
-                return entry[1], None
+            entry = layout.entry(found)
+            if entry is None and layout.ambiguous(found) and rt.has(layout.key):
+                entry = (MAGIC, None, (), 0.0)  # a stored None (cache_none)
+            if entry is not None and (not entry[3] or time.time() < entry[3]):
+                if is_stale is None or is_stale(entry[1]) is not True:
+                    return entry[1], None
+                rejected = True
     flow = get_or_compute(
         rt,
-        key,
-        version_keys,
+        layout,
         found,
         timeout=timeout,
         forced=forced,
+        rejected=rejected,
         is_stale=is_stale,
         name=name,
         locking=locking,
-        lasting=lasting,
     )
     return MISS, flow
 
 
 def _usable(
-    found: Sequence[t.Any], is_stale: Callable[[t.Any], bool] | None
+    layout: Layout, found: Sequence[t.Any], is_stale: Callable[[t.Any], bool] | None
 ) -> Entry | None:
-    """The entry in ``found[0]`` if it is ours, of the current versions ``found[1:]``
-    and not rejected by *is_stale*; fresh or not."""
-    entry = unpack(found[0])
-    if entry is None or entry[2] != tuple(found[1:]):
+    """The entry in *found* (a read of ``layout.keys``) unless *is_stale* rejects it;
+    fresh or not."""
+    entry = layout.entry(found)
+    if entry is None:
         return None
-    if is_stale is not None and is_stale(entry[1]):
+    if is_stale is not None and is_stale(entry[1]) is True:
         return None
     return entry
 
@@ -154,30 +157,26 @@ class _Job:
     def __init__(
         self,
         rt: Runtime,
-        key: str,
-        version_keys: Sequence[str],
+        layout: Layout,
         timeout: int | None,
         is_stale: Callable[[t.Any], bool] | None,
         name: str | None,
         policy: Policy,
-        lasting: int,
     ) -> None:
         self.rt = rt
-        self.key = key
-        self.version_keys = version_keys
-        self.keys = [key, *version_keys]
+        self.layout = layout
+        self.key = layout.key
+        self.keys = layout.keys
         self.timeout = timeout
         self.is_stale = is_stale
         self.name = name
         self.policy = policy
-        #: how many of the version keys never expire (see Runtime.ensure_versions)
-        self.lasting = lasting
 
     # -- small steps -------------------------------------------------------------
 
     def fresh(self, found: Sequence[t.Any]) -> Entry | None:
         """The fresh entry in a read of :attr:`keys` (plus extra keys after them)."""
-        entry = _usable(found[: len(self.keys)], self.is_stale)
+        entry = _usable(self.layout, found[: len(self.keys)], self.is_stale)
         if entry is not None and is_fresh(entry, time.time()):
             return entry
         return None
@@ -197,14 +196,12 @@ class _Job:
             found = found[: len(self.keys)]
         return store(
             self.rt,
-            self.key,
-            self.version_keys,
+            self.layout,
             found,
             outcome,
             self.timeout,
             self.name,
             self.policy.grace,
-            self.lasting,
         )
 
     def rescue(self, exc: Exception, stale: Entry | None) -> bool:
@@ -373,34 +370,33 @@ class _Job:
 
 def store(
     rt: Runtime,
-    key: str,
-    version_keys: Sequence[str],
+    layout: Layout,
     found: Sequence[t.Any] | None,
     outcome: Outcome,
     timeout: int | None,
     name: str | None = None,
     grace: int = 0,
-    lasting: int = 1,
 ) -> bool:
-    """Write *outcome* under *key*, stamped with the current version tokens.
+    """Write *outcome* under ``layout.key`` (with its meta key, if it has one).
 
     The entry turns stale after the timeout; the backend keeps it *grace* seconds
-    longer so it can still be served stale. Missing version keys are created: the
-    first *lasting* for good, the others for twice the entry's lifetime. Returns
-    whether it was stored.
+    longer so it can still be served stale. Missing version keys are created; they
+    live twice the entry's lifetime. Returns whether it was stored.
     """
-    seconds = outcome.timeout if outcome.timeout is not None else timeout
-    if seconds is None:
-        seconds = rt.default_timeout
+    chosen = outcome.timeout if outcome.timeout is not None else timeout
+    seconds = math.ceil(rt.default_timeout if chosen is None else chosen)
     keep = seconds + grace if seconds > 0 else 0
     versions: tuple[int, ...] | None = ()
-    if version_keys:
+    if layout.version_keys:
+        n = len(layout.keys) - len(layout.version_keys)
         if found is None:
-            found = rt.read(version_keys)
+            found = rt.read(layout.version_keys)
             if found is None:
                 return False
-            found = [None, *found]
-        versions = rt.ensure_versions(version_keys, found[1:], 2 * keep, lasting)
+            found = [None] * n + list(found)
+        versions = rt.ensure_versions(layout.version_keys, found[n:], 2 * keep, 0)
     if versions is None:
         return False
-    return rt.write(key, pack(outcome.payload, versions, seconds), keep, name)
+    fresh_until = time.time() + seconds if seconds > 0 else 0.0
+    extra = layout.meta(versions, fresh_until)
+    return rt.write(layout.key, outcome.payload, keep, name, extra)

@@ -1,32 +1,42 @@
 """``@cache.memoize``: cache a function per distinct call, and delete those entries.
 
-Keys (all sharing one Redis Cluster hash tag, so they are read together)::
-
-    {module.qualname}:<digest of the normalised arguments>   the value
-    {module.qualname}:ver                                     the function's version
-    {module.qualname}:ver:<digest of self>                    one instance's version
-
-A call reads its value key and version key(s) with one ``get_many``; the stored entry
-carries the versions it was written under, so a hit is one round trip. Deleting all
-of a function's (or an instance's) entries is one write of a new version.
+Keys are released Flask-Caching's (see :mod:`.memoize_keys`): the value key ends in
+the version strings of the function (and instance), so deleting every entry is one
+write of a new version. Released Flask-Caching reads the versions, then the value:
+two round trips. This process remembers the versions it saw last (per version key,
+bounded) and reads the versions *and* the value key they imply in one ``get_many``;
+when the versions read are the remembered ones that value is the answer. When they
+changed (another process ran ``delete_memoized``) the new value key is read too.
 """
 
 from __future__ import annotations
 
+import base64
 import inspect
+import logging
 import typing as t
+import uuid
 from collections.abc import Callable
 
 from .cached import CachedFunction
-from .entry import MISS
+from .entry import MISS, Layout
 from .flow import Flow, Outcome
-from .keys import ArgumentKey, canonical, digest, function_name, hash_tag, source_digest
 from .locks import lock_options
 from .lookup import begin as lookup_begin
-from .options import check_callable, check_timeout, unless_caller
-from .runtime import Runtime, new_version
+from .memoize_keys import VERSION_SUFFIX, MemoizedKeys
+from .options import (
+    check_callable,
+    check_timeout,
+    forced_caller,
+    stale_caller,
+    unless_caller,
+)
+from .runtime import Runtime
 from .signals import cache_memoize_hit, cache_memoize_miss
+from .utils import join_generator, normalize_timeout
 from .wrapping import wrap
+
+logger = logging.getLogger("flask_caching")
 
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
@@ -35,64 +45,63 @@ R = t.TypeVar("R")
 KEYS_ATTR = "_flask_caching_memoize"
 
 
-class MemoizedKeys:
-    """Everything needed to name one memoized function's keys, fixed at decoration."""
+def new_version() -> str:
+    """A fresh 6-character version string, as released Flask-Caching makes them."""
+    return base64.b64encode(uuid.uuid4().bytes)[:6].decode("utf-8")
 
-    def __init__(
-        self,
-        f: Callable[..., t.Any],
-        make_name: Callable[[str], str] | None,
-        args_to_ignore: t.Iterable[str],
-        source_check: bool | None,
-        hash_method: Callable[..., t.Any] | None,
-    ) -> None:
-        self.f = f
-        name = function_name(f)
-        if make_name is not None:
-            name = make_name(name)
-        self.name = name
-        self.arguments = ArgumentKey(f, args_to_ignore)
-        first = self.arguments.first_name
-        #: the first argument is an instance whose entries can be dropped together
-        self.is_method = first == "self"
-        self.source_check = source_check
-        self.hash_method = hash_method
-        self._tags: dict[tuple[t.Any, bool], str] = {}
 
-    def tag(self, rt: Runtime) -> str:
-        hasher = self.hash_method or rt.settings.hash_method
-        check = self.source_check
-        if check is None:
-            check = rt.settings.source_check
-        cached = self._tags.get((hasher, check))
-        if cached is None:
-            name = self.name
-            if check:
-                name += ":" + source_digest(self.f, hasher)
-            cached = self._tags[(hasher, check)] = hash_tag(name)
-        return cached
+class Options(t.NamedTuple):
+    """A memoize decorator's options that its calls read."""
 
-    def keys(
-        self, rt: Runtime, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
-    ) -> tuple[str, list[str]]:
-        """The value key of one call and the version keys it is checked against."""
-        hasher = self.hash_method or rt.settings.hash_method
-        tag = self.tag(rt)
-        value_key = f"{tag}:{digest(self.arguments.key(args, kwargs), hasher)}"
-        versions = [f"{tag}:ver"]
-        if self.is_method:
-            # Foo.method(self=obj) binds the instance too (the key() above raised
-            # already if the call has no "self" at all)
-            instance = args[0] if args else kwargs["self"]
-            versions.append(self.instance_version_key(rt, instance))
-        return value_key, versions
+    hash_method: Callable[..., t.Any] | None
+    source_check: bool | None
+    cache_none: bool
+    locking: t.Any
 
-    def instance_version_key(self, rt: Runtime, instance: t.Any) -> str:
-        hasher = self.hash_method or rt.settings.hash_method
-        return f"{self.tag(rt)}:ver:{digest(canonical(instance), hasher)}"
 
-    def function_version_key(self, rt: Runtime) -> str:
-        return f"{self.tag(rt)}:ver"
+def call_key(
+    rt: Runtime, names: MemoizedKeys, opts: Options, args: t.Any, kwargs: t.Any
+) -> str:
+    """The value key of one call without its versions."""
+    owner = rt.owner
+    hasher = opts.hash_method or getattr(owner, "hash_method", None)
+    check = opts.source_check
+    if check is None:
+        check = getattr(owner, "source_check", None)
+    return names.base(
+        args,
+        kwargs,
+        hasher or rt.settings.hash_method,
+        bool(check if check is not None else rt.settings.source_check),
+    )
+
+
+def current_versions(
+    rt: Runtime, version_keys: list[str], base: str, read_value: bool
+) -> tuple[list[str], list[t.Any] | None] | None:
+    """The versions of *version_keys* (created when missing) and, with *read_value*,
+    a read of the value key they imply. None when the backend failed."""
+    memo = rt.versions_seen
+    seen = memo.get(version_keys[-1])
+    if seen is not None and len(seen) == len(version_keys) and read_value:
+        found = rt.read([*version_keys, base + "".join(seen)])
+        if found is None:
+            return None
+        if found[:-1] == seen:
+            return seen, found[-1:]
+        versions: list[t.Any] | None = found[:-1]
+    else:
+        versions = rt.read(version_keys)
+    if versions is None:
+        return None
+    if not all(type(v) is str for v in versions):
+        versions = [v if type(v) is str else new_version() for v in versions]
+        if not rt.write_many(dict(zip(version_keys, versions, strict=True)), 0):
+            return None
+    rt.remember_versions(version_keys[-1], versions)
+    if not read_value:
+        return versions, None
+    return versions, rt.read([base + "".join(versions)])
 
 
 def make_memoize(
@@ -102,20 +111,20 @@ def make_memoize(
     timeout: int | None = None,
     make_name: Callable[[str], str] | None = None,
     unless: Callable[..., bool] | None = None,
-    forced_update: Callable[[], bool] | None = None,
+    forced_update: Callable[..., bool] | None = None,
     response_filter: Callable[[t.Any], bool] | None = None,
     hash_method: Callable[..., t.Any] | None = None,
     cache_none: bool = False,
     source_check: bool | None = None,
     args_to_ignore: t.Iterable[str] | None = None,
-    is_stale: Callable[[t.Any], bool] | None = None,
+    is_stale: Callable[..., bool] | None = None,
     lock: bool | None = None,
     lock_timeout: float | None = None,
     stale_while_revalidate: float | None = None,
     stale_if_error: float | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Build the ``@memoize`` decorator; options are checked at decoration time."""
-    timeout = check_timeout(timeout)
+    timeout = check_timeout(normalize_timeout(timeout))
     for name, value in (
         ("make_name", make_name),
         ("forced_update", forced_update),
@@ -127,7 +136,10 @@ def make_memoize(
     if isinstance(args_to_ignore, str):
         args_to_ignore = [args_to_ignore]
     skip = unless_caller(unless)
+    forced = forced_caller(forced_update)
+    stale = stale_caller(is_stale)
     locking = lock_options(lock, lock_timeout, stale_while_revalidate, stale_if_error)
+    opts = Options(hash_method, source_check, cache_none, locking)
 
     def decorator(f: Callable[P, R]) -> CachedFunction[P, R]:
         if isinstance(f, (classmethod, staticmethod)):
@@ -140,6 +152,8 @@ def make_memoize(
         )
 
         def outcome_of(rv: t.Any) -> Outcome:
+            if inspect.isgenerator(rv):
+                rv = join_generator(rv)
             if rv is None and not cache_none:
                 return Outcome(rv, MISS)
             if response_filter is not None and not response_filter(rv):
@@ -153,31 +167,43 @@ def make_memoize(
             if skip is not None and skip(f, *args, **kwargs):
                 return None
             rt = get_runtime()
-            key, version_keys = names.keys(rt, args, kwargs)
+            try:
+                force = forced is not None and forced(*args, **kwargs)
+                version_keys = names.version_keys(args)
+                base = call_key(rt, names, opts, args, kwargs)
+            except Exception as exc:
+                rt.failed("key", names.name, exc)
+                return None
+            return rt, *_lookup(rt, version_keys, base, force, args, kwargs)
+
+        def _lookup(
+            rt: Runtime,
+            version_keys: list[str],
+            base: str,
+            force: bool,
+            args: tuple[t.Any, ...],
+            kwargs: dict[str, t.Any],
+        ) -> tuple[str, t.Any, Flow | None]:
+            read = current_versions(rt, version_keys, base, not force)
+            versions = read[0] if read is not None else []
+            key = base + "".join(versions)
+            layout = Layout(
+                key,
+                meta=locking.keeps_meta(rt.settings),
+                cache_none=cache_none,
+                extra=dict(zip(version_keys, versions, strict=False)),
+            )
             value, flow = lookup_begin(
                 rt,
-                key,
-                version_keys,
-                forced=bool(forced_update()) if forced_update is not None else False,
-                is_stale=is_stale,
-                timeout=wrapper.cache_timeout,
+                layout,
+                found=None if read is None else read[1],
+                forced=force,
+                is_stale=None if stale is None else stale(*args, **kwargs),
+                timeout=normalize_timeout(wrapper.cache_timeout),
                 locking=locking,
                 name=names.name,
             )
-            return rt, key, value, flow
-
-        def signal(
-            rt: Runtime, hit: bool, key: str, args: t.Any, kwargs: t.Any
-        ) -> None:
-            if rt.settings.enable_signals:
-                (cache_memoize_hit if hit else cache_memoize_miss).send(
-                    cache_owner,
-                    cache=cache_owner,
-                    cache_key=key,
-                    args=args,
-                    kwargs=kwargs,
-                    f=f,
-                )
+            return key, value, flow
 
         def finish(
             rt: Runtime,
@@ -187,71 +213,110 @@ def make_memoize(
             args: tuple[t.Any, ...],
             kwargs: dict[str, t.Any],
         ) -> t.Any:
-            signal(rt, hit, key, args, kwargs)
+            if getattr(cache_owner, "enable_signals", False):
+                (cache_memoize_hit if hit else cache_memoize_miss).send(
+                    cache=cache_owner, cache_key=key, f=f, args=args, kwargs=kwargs
+                )
             return value
 
         wrapper = t.cast(CachedFunction[P, R], wrap(f, begin, outcome_of, finish))
 
         def make_key(*args: t.Any, **kwargs: t.Any) -> str:
-            """The value key of ``f(*args, **kwargs)``.
+            """The value key of ``f(*args, **kwargs)`` (reads the current versions).
 
-            ``make_cache_key(f.uncached, *args, **kwargs)``, the older spelling that
-            passes the function first, gives the same key.
+            ``make_cache_key(f.uncached, *args, **kwargs)``, the spelling released
+            Flask-Caching uses, gives the same key.
             """
             if args and (args[0] is f or args[0] is wrapper):
                 args = args[1:]
-            return names.keys(get_runtime(), args, kwargs)[0]
-
-        def delete(*args: t.Any, **kwargs: t.Any) -> None:
-            """Drop this function's entries (all of them, or one call's)."""
-            delete_memoized(get_runtime(), wrapper, *args, **kwargs)
+            rt = get_runtime()
+            version_keys = names.version_keys(args)
+            base = call_key(rt, names, opts, args, kwargs)
+            read = current_versions(rt, version_keys, base, False)
+            return base + "".join(read[0] if read is not None else [])
 
         wrapper.uncached = f
         wrapper.cache_timeout = timeout
         wrapper.make_cache_key = make_key  # type: ignore[method-assign]
-        wrapper.delete_memoized = delete  # type: ignore[attr-defined]
+        wrapper.delete_memoized = lambda: cache_owner.delete_memoized(wrapper)  # type: ignore[attr-defined]
         setattr(wrapper, KEYS_ATTR, names)
         return wrapper
 
     return decorator
 
 
-def _target(f: t.Any) -> tuple[MemoizedKeys, t.Any]:
-    """The memoize key-namer behind *f*, and the instance/class it is bound to."""
+def _target(f: t.Any) -> tuple[MemoizedKeys, t.Any] | None:
+    """The memoize key-namer behind *f* and what it is bound to; None when *f* is
+    not memoized."""
     bound_to = getattr(f, "__self__", None) if inspect.ismethod(f) else None
     func = f.__func__ if inspect.ismethod(f) else f
     names = getattr(func, KEYS_ATTR, None)
     if not isinstance(names, MemoizedKeys):
-        raise TypeError(
-            f"{f!r} is not a @memoize-decorated function; "
-            "pass the decorated function (or a method of an instance)"
-        )
+        return None
     return names, bound_to
+
+
+def _not_memoized(f: t.Any, what: str) -> bool:
+    """Released Flask-Caching refuses only non-callables; a callable that is not
+    memoized has nothing to delete (a DEBUG line says so)."""
+    if not callable(f):
+        raise TypeError(
+            "Deleting messages by relative name is not supported, please use a "
+            "function reference."
+        )
+    logger.debug("%s(%r): not a @memoize-decorated function, nothing to do", what, f)
+    return True
 
 
 def delete_memoized(rt: Runtime, f: t.Any, *args: t.Any, **kwargs: t.Any) -> None:
     """Invalidate memoized entries of *f*.
 
     With no arguments every entry of *f* goes (for a method of an instance, that
-    instance's entries); with arguments only the entry of that exact call goes.
+    instance's entries): a new version is written. With arguments only the entry
+    of that exact call is deleted.
     """
-    names, bound_to = _target(f)
-    explicit = bool(args or kwargs)
-    if explicit and bound_to is not None and not (args and args[0] is bound_to):
-        args = (bound_to, *args)
-    if explicit:
-        value_key, _ = names.keys(rt, args, kwargs)
-        rt.backend.delete(value_key)
+    target = _target(f)
+    if target is None:
+        _not_memoized(f, "delete_memoized")
         return
-    if bound_to is not None and names.is_method:
-        # dropping the instance's version key is enough: the next write creates a
-        # new one (with its expiry), and entries stamped with the old one miss
-        rt.backend.delete(names.instance_version_key(rt, bound_to))
-    else:
-        rt.backend.set(names.function_version_key(rt), new_version(), timeout=0)
+    names, bound_to = target
+    instance = (
+        bound_to if bound_to is not None and not inspect.isclass(bound_to) else None
+    )
+    if args or kwargs:
+        if (
+            instance is not None
+            and names.is_method
+            and not (args and args[0] is instance)
+        ):
+            args = (instance, *args)
+        elif (
+            bound_to is not None
+            and names.is_classmethod
+            and not (args and args[0] is bound_to)
+        ):
+            args = (bound_to, *args)
+        rt.owner.delete(t.cast(t.Any, f).make_cache_key(*args, **kwargs))
+        return
+    key = _version_key(names, instance)
+    rt.owner.set_many({key: new_version()}, timeout=0)
+
+
+def _version_key(names: MemoizedKeys, instance: t.Any) -> str:
+    """The version key a delete acts on: the instance's, else the function's."""
+    if instance is not None and names.is_method:
+        return names.version_keys((instance,))[-1]
+    return names.namespace + VERSION_SUFFIX
 
 
 def delete_memoized_verhash(rt: Runtime, f: t.Any) -> None:
     """Drop *f*'s version key, which invalidates every entry of *f*."""
-    names, _ = _target(f)
-    rt.backend.delete(names.function_version_key(rt))
+    target = _target(f)
+    if target is None:
+        _not_memoized(f, "delete_memoized_verhash")
+        return
+    names, bound_to = target
+    instance = (
+        bound_to if bound_to is not None and not inspect.isclass(bound_to) else None
+    )
+    rt.owner.delete_many(_version_key(names, instance))

@@ -29,17 +29,50 @@ def check_callable(value: t.Any, name: str) -> None:
         raise TypeError(f"{name} must be a callable or None, got {value!r}")
 
 
+def _takes_args(f: Callable[..., t.Any], more_than: int) -> bool:
+    """True when *f* has more than *more_than* parameters that are not keyword-only."""
+    try:
+        params = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    kinds = [p.kind for p in params]
+    return sum(k is not inspect.Parameter.KEYWORD_ONLY for k in kinds) > more_than
+
+
 def unless_caller(
     unless: Callable[..., t.Any] | None,
 ) -> Callable[..., bool] | None:
-    """Adapt ``unless``: called with no arguments, or with (f, *args, **kwargs)."""
+    """Adapt ``unless``: called as ``unless(f, *args, **kwargs)`` when it takes
+    positional parameters, else ``unless()``; only a literal True bypasses the cache
+    (as in released Flask-Caching)."""
     if unless is None:
         return None
     check_callable(unless, "unless")
-    try:
-        takes_args = bool(inspect.signature(unless).parameters)
-    except (TypeError, ValueError):
-        takes_args = False
-    if takes_args:
-        return lambda f, *a, **kw: bool(unless(f, *a, **kw))
-    return lambda f, *a, **kw: bool(unless())
+    if _takes_args(unless, 0):
+        return lambda f, *a, **kw: unless(f, *a, **kw) is True
+    return lambda f, *a, **kw: unless() is True
+
+
+def forced_caller(
+    forced_update: Callable[..., t.Any] | None,
+) -> Callable[..., bool] | None:
+    """Adapt ``forced_update``: given the call's arguments when it takes positional
+    parameters; only a literal True forces a recomputation."""
+    if forced_update is None:
+        return None
+    if _takes_args(forced_update, 0):
+        return lambda *a, **kw: forced_update(*a, **kw) is True
+    return lambda *a, **kw: forced_update() is True
+
+
+def stale_caller(
+    is_stale: Callable[..., t.Any] | None,
+) -> Callable[..., Callable[[t.Any], bool]] | None:
+    """Adapt ``is_stale`` into a factory of one call's check: given the cached value,
+    plus the call's arguments when it takes more than one positional parameter."""
+    if is_stale is None:
+        return None
+    if _takes_args(is_stale, 1):
+        return lambda *a, **kw: lambda value: is_stale(value, *a, **kw) is True
+    check: Callable[[t.Any], bool] = lambda value: is_stale(value) is True  # noqa: E731
+    return lambda *a, **kw: check

@@ -53,7 +53,7 @@ from werkzeug.http import parse_dict_header
 from werkzeug.wrappers import Response
 
 from ._flask_compat import request_context
-from .entry import MISS, RESPONSE_TAG, is_response_data
+from .entry import MISS
 from .keys import HashMethod, canonical, digest
 from .settings import PRIVATE_MODES
 
@@ -161,14 +161,11 @@ def _status_ok(response: Response | None, filtered: bool) -> bool:
 
 
 def scrub(payload: t.Any) -> t.Any:
-    """Stored response data without ``Set-Cookie``: a cookie is one visitor's."""
-    if not is_response_data(payload):
+    """What to store of a response: a copy without ``Set-Cookie`` (one visitor's)."""
+    if not isinstance(payload, Response) or "set-cookie" not in payload.headers:
         return payload
-    _tag, status, headers, body = payload
-    kept = [(k, v) for k, v in headers if k.lower() != "set-cookie"]
-    if len(kept) == len(headers):
-        return payload
-    return (RESPONSE_TAG, status, kept, body)
+    kept = [(k, v) for k, v in payload.headers.items() if k.lower() != "set-cookie"]
+    return type(payload)(payload.get_data(), status=payload.status_code, headers=kept)
 
 
 class Guard:

@@ -17,8 +17,12 @@ In debug mode (``app.debug``) every error is raised instead, and the breaker is 
 out: each call tries the backend, so a developer sees every failure rather than a
 cache that silently went quiet after the first few.
 
-The proxy methods (``cache.get`` ...) do not come through here: they report errors
-to their caller.
+Every backend call goes through the owning ``Cache`` object's public methods
+(``get``, ``get_many``, ``has``, ``set``, ``set_many``, ``add``, ``delete``,
+``delete_many``), as released Flask-Caching's decorators do, so a ``Cache`` subclass
+that wraps them (tracing, metrics) sees the decorators' traffic too. Those proxy
+methods report errors to their own callers; this layer is what catches them for the
+decorators.
 """
 
 from __future__ import annotations
@@ -26,10 +30,9 @@ from __future__ import annotations
 import logging
 import secrets
 import typing as t
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from .backends.base import BaseCache
-from .entry import Entry
 from .resilience import (
     DEFAULT_COOLDOWN,
     DEFAULT_THRESHOLD,
@@ -46,6 +49,9 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger("flask_caching")
 
+#: how many memoize version keys a process remembers the versions of
+VERSIONS_REMEMBERED = 4096
+
 
 class Runtime:
     """What the decorators need from one Cache on one app, built once at init_app.
@@ -54,11 +60,18 @@ class Runtime:
     they return None/False when the backend failed or the breaker is open.
     """
 
-    def __init__(self, backend: BaseCache, settings: Settings, app: Flask) -> None:
+    def __init__(
+        self, backend: BaseCache, settings: Settings, app: Flask, owner: t.Any = None
+    ) -> None:
         self.backend = backend
+        #: the ``Cache`` object whose public methods reach the backend
+        self.owner: t.Any = owner if owner is not None else _Direct(backend)
         self.settings = settings
         self.app = app
-        self.default_timeout = backend.default_timeout
+        # a BaseCache subclass that skipped super().__init__() has none of its own
+        self.default_timeout = getattr(
+            backend, "default_timeout", settings.default_timeout
+        )
         raw = settings.raw
         name = type(backend).__name__
         threshold = raw.get("CACHE_FAILURE_THRESHOLD", DEFAULT_THRESHOLD)
@@ -68,6 +81,8 @@ class Runtime:
         self.reads = CircuitBreaker(name, threshold, cooldown, kind="reads", log=log)
         #: guards ``set``, ``add``, ``delete``: storing results and version tokens
         self.writes = CircuitBreaker(name, threshold, cooldown, kind="writes", log=log)
+        #: memoize: the version strings last seen per version key (bounded)
+        self.versions_seen: dict[str, list[str]] = {}
         self._unstorable = OnceEach()
         self._reported = OnceEach()
 
@@ -105,17 +120,39 @@ class Runtime:
         if not breaker.allow():
             return None
         try:
-            found = self.backend.get_many(*keys)
+            if len(keys) == 1:
+                found = [self.owner.get(keys[0])]
+            else:
+                found = list(self.owner.get_many(*keys))
         except Exception as exc:
             self.backend_failed(breaker, "read", keys[0], exc)
             return None
         breaker.success()
         return found
 
+    def has(self, key: str) -> bool | None:
+        """``has(key)``; None when the backend failed or is bypassed."""
+        breaker = self.reads
+        if not breaker.allow():
+            return None
+        try:
+            found = bool(self.owner.has(key))
+        except Exception as exc:
+            self.backend_failed(breaker, "read", key, exc)
+            return None
+        breaker.success()
+        return found
+
     def write(
-        self, key: str, entry: Entry, timeout: int, name: str | None = None
+        self,
+        key: str,
+        entry: t.Any,
+        timeout: int,
+        name: str | None = None,
+        extra: Mapping[str, t.Any] | None = None,
     ) -> bool:
-        """Store *entry*; False (never an exception) when it was not stored.
+        """Store *entry* (with ``set``, or with *extra* keys in one ``set_many``);
+        False (never an exception) when it was not stored.
 
         *name* names what produced the value (the decorated function) in the
         warning given when the value itself cannot be stored.
@@ -124,7 +161,12 @@ class Runtime:
         if not breaker.allow():
             return False
         try:
-            stored = bool(self.backend.set(key, entry, timeout=timeout))
+            if extra:
+                done = self.owner.set_many({key: entry, **extra}, timeout=timeout)
+                # cachelib returns the keys it set; older backends a bool
+                stored = done if isinstance(done, bool) else key in (done or ())
+            else:
+                stored = bool(self.owner.set(key, entry, timeout=timeout))
         except Exception as exc:
             if is_value_error(exc):
                 self._not_stored(name, key, exc)
@@ -157,12 +199,32 @@ class Runtime:
         )
         logger.log(level, "%s is served uncached: %s", what, reason)
 
+    def remember_versions(self, key: str, versions: list[str]) -> None:
+        """Keep *versions* as the last seen under version key *key*."""
+        seen = self.versions_seen
+        if len(seen) >= VERSIONS_REMEMBERED and key not in seen:
+            del seen[next(iter(seen))]  # the oldest
+        seen[key] = versions
+
+    def write_many(self, mapping: Mapping[str, t.Any], timeout: int) -> bool:
+        """``set_many`` through the write breaker; False when it failed."""
+        breaker = self.writes
+        if not breaker.allow():
+            return False
+        try:
+            self.owner.set_many(dict(mapping), timeout=timeout)
+        except Exception as exc:
+            self.backend_failed(breaker, "write", next(iter(mapping)), exc)
+            return False
+        breaker.success()
+        return True
+
     def delete(self, key: str) -> bool:
         breaker = self.writes
         if not breaker.allow():
             return False
         try:
-            deleted = bool(self.backend.delete(key))
+            deleted = bool(self.owner.delete(key))
         except Exception as exc:
             self.backend_failed(breaker, "delete", key, exc)
             return False
@@ -195,8 +257,8 @@ class Runtime:
                 token = new_version()
                 try:
                     ttl = instance_ttl if i >= lasting else 0
-                    if not self.backend.add(vkey, token, timeout=ttl):
-                        token = self.backend.get(vkey)
+                    if not self.owner.add(vkey, token, timeout=ttl):
+                        token = self.owner.get(vkey)
                 except Exception as exc:
                     self.backend_failed(breaker, "version", vkey, exc)
                     return None
@@ -210,3 +272,13 @@ class Runtime:
 def new_version() -> int:
     """A fresh version token: random, so processes never agree by accident."""
     return secrets.randbits(62) + 1
+
+
+class _Direct:
+    """Stands in for the ``Cache`` object when a Runtime is built without one."""
+
+    def __init__(self, backend: BaseCache) -> None:
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> t.Any:
+        return getattr(self._backend, name)

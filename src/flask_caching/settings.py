@@ -7,9 +7,11 @@ Precedence: the dict given to ``init_app`` > the dict given to ``Cache(...)`` >
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import importlib
 import math
+import os
 import typing as t
 import warnings
 from collections.abc import Callable, Mapping
@@ -31,6 +33,7 @@ TABLE: dict[str, tuple[t.Any, tuple[type, ...] | None]] = {
     "CACHE_KEY_PREFIX": ("flask_cache_", None),
     "CACHE_SOURCE_CHECK": (False, (bool,)),
     "CACHE_HASH_METHOD": (hashlib.sha256, None),
+    "CACHE_FILE_HASH_METHOD": (hashlib.sha256, None),
     "CACHE_ENABLE_SIGNALS": (False, (bool,)),
     "CACHE_UWSGI_NAME": ("", (str,)),
     "CACHE_MEMCACHED_SERVERS": (None, (list, tuple, str)),
@@ -43,8 +46,10 @@ TABLE: dict[str, tuple[t.Any, tuple[type, ...] | None]] = {
     "CACHE_REDIS_URL": (None, (str,)),
     "CACHE_REDIS_SENTINELS": (None, (list, tuple)),
     "CACHE_REDIS_SENTINEL_MASTER": (None, (str,)),
+    "CACHE_REDIS_SENTINEL_PASSWORD": (None, (str,)),
     "CACHE_REDIS_CLUSTER": (None, (str, list, tuple)),
-    "CACHE_DIR": (None, (str,)),
+    "CACHE_DIR": (None, (str, os.PathLike)),
+    "CACHE_GCS_BUCKET": (None, (str,)),
     "CACHE_SERIALIZER": (None, None),
     "CACHE_SERIALIZER_ALGORITHM": ("sha256", (str,)),
     "CACHE_SECRET_KEY": (None, (str, bytes, list, tuple)),
@@ -121,15 +126,15 @@ def merge(
     merged: dict[str, t.Any] = {}
     for name, (default, _types) in TABLE.items():
         merged[name] = _copy(default)
-    for source in (app_config, *overrides):
-        if not source:
-            continue
-        for name, value in source.items():
-            if isinstance(name, str) and name.startswith("CACHE_"):
-                merged[name] = value
-    for name in ("SECRET_KEY", "SECRET_KEY_FALLBACKS", "DEBUG"):
-        if name in app_config:
-            merged.setdefault(name, app_config[name])
+    # the whole app config: a custom backend factory may read any setting
+    merged.update(app_config)
+    for source in overrides:
+        if source:
+            merged.update(source)
+    if isinstance(merged["CACHE_DEFAULT_TIMEOUT"], dt.timedelta):
+        merged["CACHE_DEFAULT_TIMEOUT"] = math.ceil(
+            merged["CACHE_DEFAULT_TIMEOUT"].total_seconds()
+        )
     return merged
 
 

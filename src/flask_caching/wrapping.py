@@ -32,8 +32,13 @@ def wrap(
     begin: Begin,
     outcome_of: Callable[[t.Any], Outcome],
     finish: Finish,
+    catch: type[BaseException] | tuple[type[BaseException], ...] = (),
 ) -> Callable[..., t.Any]:
-    """A function like *f* (a coroutine function if *f* is one) that caches calls."""
+    """A function like *f* (a coroutine function if *f* is one) that caches calls.
+
+    An exception of a type in *catch* raised by *f* becomes its result (``@cached``
+    stores an ``abort(404)`` as released Flask-Caching does; *finish* raises it).
+    """
     if inspect.iscoroutinefunction(f):
 
         @functools.wraps(f)
@@ -46,7 +51,11 @@ def wrap(
             if flow is not None:
 
                 async def compute() -> Outcome:
-                    return outcome_of(await f(*args, **kwargs))
+                    try:
+                        rv = await f(*args, **kwargs)
+                    except catch as exc:
+                        rv = exc
+                    return outcome_of(rv)
 
                 hit, value = await drive_async(flow, compute)
             return finish(rt, key, hit, value, args, kwargs)
@@ -61,7 +70,15 @@ def wrap(
         rt, key, value, flow = begun
         hit = flow is None
         if flow is not None:
-            hit, value = drive_sync(flow, lambda: outcome_of(f(*args, **kwargs)))
+
+            def compute() -> Outcome:
+                try:
+                    rv = f(*args, **kwargs)
+                except catch as exc:
+                    rv = exc
+                return outcome_of(rv)
+
+            hit, value = drive_sync(flow, compute)
         return finish(rt, key, hit, value, args, kwargs)
 
     return sync_wrapper

@@ -1,0 +1,118 @@
+"""The keys of ``@cached``: released Flask-Caching's, so a mixed fleet shares them.
+
+::
+
+    key_prefix % request.path                       the default ("view/%s")
+    key_prefix % url_for(view, **view_args)         make_cache_key(...) called directly
+    <prefix> + H(str(tuple(sorted(query pairs))))   query_string=True (full hex digest)
+    ... + H(source)                                 source_check (no separator)
+
+``H`` is the decorator's ``hash_method``, else the Cache's ``hash_method``, else
+CACHE_HASH_METHOD (sha256). Everything that does not depend on the call is fixed
+here at decoration time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing as t
+from collections.abc import Callable
+
+from flask import request, url_for
+
+from .context import request_path
+from .runtime import Runtime
+from .utils import get_arg_names, query_args_as_pairs
+
+
+class ViewKeys:
+    """Builds one ``@cached`` function's keys."""
+
+    def __init__(
+        self,
+        f: Callable[..., t.Any],
+        key_prefix: str | Callable[[], str],
+        query_string: bool,
+        source_check: bool | None,
+        hash_method: Callable[..., t.Any] | None,
+    ) -> None:
+        if not (isinstance(key_prefix, str) or callable(key_prefix)):
+            raise TypeError(
+                f"key_prefix must be a string or a callable, got {key_prefix!r}"
+            )
+        self.f = f
+        self.key_prefix = key_prefix
+        self.query_string = query_string
+        self.source_check = source_check
+        self.hash_method = hash_method
+        self.formatted = isinstance(key_prefix, str) and "%s" in key_prefix
+        self.arg_names = get_arg_names(f)
+        self._source: bytes | None = None
+
+    def hasher(self, rt: Runtime) -> Callable[..., t.Any]:
+        owned = getattr(rt.owner, "hash_method", None)
+        return self.hash_method or owned or rt.settings.hash_method
+
+    def checks_source(self, rt: Runtime) -> bool:
+        check = self.source_check
+        if check is None:
+            check = getattr(rt.owner, "source_check", None)
+        if check is None:
+            check = rt.settings.source_check
+        return bool(check)
+
+    def source(self) -> bytes:
+        if self._source is None:
+            self._source = inspect.getsource(self.f).encode("utf-8")
+        return self._source
+
+    def prefix(self, path: str | None) -> str:
+        """``key_prefix`` resolved: called, formatted with *path*, or as it is."""
+        prefix = self.key_prefix
+        if not isinstance(prefix, str):
+            return prefix()
+        if self.formatted:
+            return prefix % (request_path() if path is None else path)
+        return prefix
+
+    def request_key(self, rt: Runtime) -> str:
+        """The key of the current request (what the decorator uses on each call)."""
+        if self.query_string:
+            return self.query_key(rt, None, None)
+        key = self.prefix(None)
+        if self.checks_source(rt):
+            key += self.hasher(rt)(self.source()).hexdigest()
+        return key
+
+    def query_key(self, rt: Runtime, path: str | None, query_args: t.Any) -> str:
+        """``query_string=True``: the prefix plus a digest of the sorted pairs."""
+        if query_args is None:
+            pairs: t.Any = request.args.items(multi=True)
+        else:
+            pairs = query_args_as_pairs(query_args)
+        digest = self.hasher(rt)(str(tuple(sorted(pairs))).encode())
+        if self.checks_source(rt):
+            digest.update(self.source())
+        return self.prefix(path) + str(digest.hexdigest())
+
+    def called_key(
+        self, rt: Runtime, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
+    ) -> str:
+        """``view.make_cache_key(*args, path=None, query_args=None, **view_args)``
+        called by user code: without ``path`` a ``%s`` prefix is filled with
+        ``url_for`` of the view arguments."""
+        view_args = dict(kwargs)
+        view_args.update(zip(self.arg_names, args, strict=False))
+        if view_args.pop("use_request", False):
+            return self.request_key(rt)
+        path = view_args.pop("path", None)
+        query_args = view_args.pop("query_args", None)
+        if self.query_string:
+            return self.query_key(rt, path, query_args)
+        if self.formatted and path is None:
+            name = self.f.__name__
+            path = url_for(name, _external=False, **view_args)
+        key = self.prefix(path)
+        if self.checks_source(rt):
+            key += self.hasher(rt)(self.source()).hexdigest()
+        return key
