@@ -146,18 +146,16 @@ BACKENDS: dict[str, Backend] = {
     "redis": Backend(make_redis, _redis, scoped_clear=True, atomic_inc=True),
     "sentinel": Backend(make_sentinel, _redis, scoped_clear=True, atomic_inc=True),
     "cluster": Backend(make_cluster, _redis, scoped_clear=True, atomic_inc=True),
-    # plain memcached lists a prefix's keys (lru_crawler metadump) to clear them
+    # memcached clear() is flush_all (every prefix), as released Flask-Caching's
     "memcached-pylibmc": Backend(
         make_memcached_with("pylibmc"),
         _memcached,
-        scoped_clear=True,
         atomic_inc=True,
         coarse_expiry=True,
     ),
     "memcached-pymemcache": Backend(
         make_memcached_with("pymemcache"),
         _memcached,
-        scoped_clear=True,
         atomic_inc=True,
         coarse_expiry=True,
     ),
@@ -171,12 +169,9 @@ BACKENDS: dict[str, Backend] = {
                 "ignore::pytest.PytestUnraisableExceptionWarning"
             ),
         ),
-        scoped_clear=True,
         atomic_inc=True,
         coarse_expiry=True,
     ),
-    # SASL servers speak only the binary protocol, which cannot list keys: clear()
-    # flushes the whole server (documented in SASLMemcachedCache)
     "memcached-sasl": Backend(
         make_memcached_sasl_as("SASLMemcachedCache"),
         _memcached,

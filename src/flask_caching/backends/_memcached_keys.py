@@ -18,6 +18,7 @@ from ..exceptions import ConfigurationError
 __all__ = [
     "MAX_KEY_LENGTH",
     "MEMO_SIZE",
+    "RESERVED",
     "RESERVED_SUFFIX_LENGTH",
     "KeyMapper",
     "Prefix",
@@ -34,6 +35,10 @@ MEMO_SIZE = 2048
 # A key is passed through unchanged when memcached (and every client library we
 # drive) accepts it as it is: no spaces, no ASCII control characters, no DEL.
 _PLAIN_KEY = re.compile(r"[^\x00-\x20\x7f]+\Z")
+
+#: how our own keys start after the prefix (hashed keys, spread chunks); a key of
+#: yours that starts so is hashed too, so two keys never share a memcached key
+RESERVED = ("~h:", "~c:")
 
 Prefix: t.TypeAlias = "str | t.Callable[[], str]"
 
@@ -66,8 +71,8 @@ class KeyMapper:
     250 bytes of UTF-8 with the prefix) is only prefixed, as released Flask-Caching
     does. Every other key becomes ``prefix + "~h:" + sha256(key)``, and spread
     chunks use ``prefix + "~c:..."`` (see
-    :class:`~.memcache.SpreadSASLMemcachedCache`): a key of yours only meets those
-    if it is spelled that way on purpose.
+    :class:`~.memcache.SpreadSASLMemcachedCache`); a key that itself starts with
+    ``~h:`` or ``~c:`` is hashed too, so no two keys share a memcached key.
 
     *prefix* may be a callable returning the prefix (evaluated on every call).
     :attr:`map` is the mapping as a plain function; with a fixed prefix it remembers
@@ -103,6 +108,7 @@ class KeyMapper:
         prefix = self.prefix
         if (
             _PLAIN_KEY.match(key)
+            and not key.startswith(RESERVED)
             and _size(key) <= MAX_KEY_LENGTH - _size(prefix)
             and not _has_surrogate(key)
         ):
@@ -130,6 +136,7 @@ class KeyMapper:
                 and key.isascii()
                 and key.isprintable()
                 and " " not in key
+                and not key.startswith(RESERVED)
             ):
                 mapped = prefix + key
             else:

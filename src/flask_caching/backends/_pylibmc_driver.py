@@ -52,10 +52,10 @@ def item_client_class(base: type) -> type:
         item = value if type(value) is Item else pylibmc_item(value)
         return item.data, item.flags
 
-    def deserialize(self: t.Any, data: bytes, flags: int) -> Item:
+    def deserialize(self: t.Any, data: bytes | None, flags: int) -> Item:
         if flags & FLAG_ZLIB:
             flags |= FLAG_INFLATED
-        return Item(data, flags)
+        return Item(data or b"", flags)  # get() hands an empty value over as None
 
     namespace = {"serialize": serialize, "deserialize": deserialize}
     return type("ItemClient", (base,), namespace)
