@@ -38,6 +38,8 @@ import pickle
 import typing as t
 from collections.abc import Iterable
 
+from cachelib.serializers import SimpleSerializer
+
 from .exceptions import ConfigurationError
 from .json_serializer import JSONSerializer
 from .serializer_base import (
@@ -69,12 +71,16 @@ __all__ = [
 ]
 
 
-class PickleSerializer(BaseSerializer):
+class PickleSerializer(BaseSerializer, SimpleSerializer):
     """Plain pickle, the default: stores any picklable object.
 
-    Reads and writes the same bytes as released Flask-Caching (cachelib's serializers),
-    so existing caches survive an upgrade. Use it only when nobody untrusted can write
-    to the cache server: unpickling runs code named by the data.
+    A subclass of cachelib's ``SimpleSerializer`` writing the same bytes (pickle
+    protocol 5, cachelib's ``HIGHEST_PROTOCOL`` on every supported Python), so
+    entries are shared with released Flask-Caching. Unlike cachelib's, a value that
+    cannot be read raises :class:`UnreadableValueError` (logged on the
+    ``flask_caching`` logger) instead of warning on the root logger. Use it only when
+    nobody untrusted can write to the cache server: unpickling runs code named by
+    the data.
     """
 
     __slots__ = ("protocol",)
@@ -82,19 +88,27 @@ class PickleSerializer(BaseSerializer):
     def __init__(self, protocol: int = PICKLE_PROTOCOL) -> None:
         self.protocol = protocol
 
-    def dumps(self, value: t.Any) -> bytes:
-        """Pickle ``value``."""
-        return pickle.dumps(value, self.protocol)
+    def dumps(self, value: t.Any, protocol: int | None = None) -> bytes:
+        """Pickle ``value`` (with *protocol* if given, else :attr:`protocol`)."""
+        return pickle.dumps(value, self.protocol if protocol is None else protocol)
 
-    def loads(self, data: bytes) -> t.Any:
-        """Unpickle ``data``; skip a leading ``b"!"`` (cachelib's Redis marker)."""
+    def loads(self, bvalue: bytes) -> t.Any:
+        """Unpickle *bvalue*; skip a leading ``b"!"`` (cachelib's Redis marker)."""
         try:
-            if data[:1] == LEGACY_REDIS:
-                return pickle.loads(memoryview(data)[1:])
-            return pickle.loads(data)
+            if bvalue[:1] == LEGACY_REDIS:
+                return pickle.loads(memoryview(bvalue)[1:])
+            return pickle.loads(bvalue)
         except Exception as exc:
-            reason = f"{describe(data)} could not be unpickled: {exc!r}"
+            reason = f"{describe(bvalue)} could not be unpickled: {exc!r}"
             raise refused(UnreadableValueError, reason) from exc
+
+    def dump(self, value: t.Any, f: t.IO[bytes], protocol: int | None = None) -> None:
+        """Write ``dumps(value)`` to the binary stream *f*."""
+        f.write(self.dumps(value, protocol))
+
+    def load(self, f: t.IO[bytes]) -> t.Any:
+        """Read the rest of the binary stream *f* and ``loads`` it."""
+        return self.loads(f.read())
 
 
 class _StreamAdapter(BaseSerializer):
@@ -175,8 +189,9 @@ def resolve_serializer(
             setting = setting()
         except Exception as exc:
             raise ConfigurationError(
-                f"CACHE_SERIALIZER={given!r}: the class could not be built with no"
-                f" arguments ({exc!r}); pass an instance instead."
+                f"Couldn't instantiate serializer: {setting}! CACHE_SERIALIZER="
+                f"{given!r} names a class that cannot be built with no arguments"
+                f" ({exc!r}); pass an instance instead."
             ) from exc
     if not all(callable(getattr(setting, m, None)) for m in ("dumps", "loads")):
         raise ConfigurationError(

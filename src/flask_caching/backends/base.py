@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 import typing as t
+import warnings
 
 from cachelib.base import BaseCache as _CachelibBaseCache
 
@@ -16,7 +18,14 @@ if t.TYPE_CHECKING:
     from flask import Flask
     from typing_extensions import Self
 
-__all__ = ["BaseCache", "iteritems_wrapper", "normalize_timeout"]
+__all__ = [
+    "BaseCache",
+    "Timeout",
+    "cachelib_now",
+    "deprecated_ignore_errors",
+    "iteritems_wrapper",
+    "normalize_timeout",
+]
 
 Timeout = int | float | dt.timedelta | None
 
@@ -37,6 +46,44 @@ def normalize_timeout(timeout: Timeout, default: int) -> int:
     return math.ceil(timeout)
 
 
+_STDLIB_TIME = time.time
+
+
+def cachelib_now(module: t.Any) -> float:
+    """The current time by the clock of the cachelib *module* (``cachelib.simple``,
+    ``cachelib.file``), looked up at each call.
+
+    cachelib binds ``time`` at import, so tests freeze it by replacing
+    ``cachelib.simple.time``; that moves our expiry too. When nobody has replaced
+    it, ``time.time`` is read through the :mod:`time` module, so a test patching
+    ``time.time`` moves it as well.
+    """
+    clock = module.time
+    if clock is _STDLIB_TIME:
+        now: float = time.time()
+    else:
+        now = clock()
+    return now
+
+
+def deprecated_ignore_errors(
+    ignore_errors: bool | None, ignore_delete_many_errors: bool
+) -> bool:
+    """The ``ignore_delete_many_errors`` to use, given the deprecated alias.
+
+    A non-None *ignore_errors* warns (as released Flask-Caching 2.5 does) and wins.
+    """
+    if ignore_errors is None:
+        return ignore_delete_many_errors
+    warnings.warn(
+        "'ignore_errors' is deprecated and will be removed in the next version."
+        " Use 'ignore_delete_many_errors' instead.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return bool(ignore_errors)
+
+
 def iteritems_wrapper(
     mappingorseq: t.Mapping[str, t.Any] | t.Iterable[tuple[str, t.Any]],
 ) -> t.Iterator[tuple[str, t.Any]]:
@@ -51,6 +98,10 @@ class BaseCache(_CachelibBaseCache):
 
     :param default_timeout: seconds an entry lives when ``set`` gets no timeout;
         ``0`` means entries never expire.
+    :param ignore_delete_many_errors: when False (the default, as in released
+        Flask-Caching; cachelib's is True), ``delete_many`` raises ``RuntimeError``
+        naming the keys that are still there after it tried to delete them.
+    :param kwargs: handed on to cachelib's ``BaseCache``.
     """
 
     #: True when ``get_many`` of several keys is a single request to the server.
@@ -61,11 +112,23 @@ class BaseCache(_CachelibBaseCache):
     #: constructor argument -> the CACHE_* setting that supplies it (see factory)
     factory_settings: t.ClassVar[dict[str, str]] = {}
 
-    def __init__(self, default_timeout: Timeout = 300, **kwargs: t.Any) -> None:
-        super().__init__(
-            default_timeout=normalize_timeout(default_timeout, 300), **kwargs
+    #: class-level defaults, so a subclass whose ``__init__`` skips ours still works
+    default_timeout: int = 300
+    ignore_delete_many_errors: bool = False
+
+    def __init__(
+        self,
+        default_timeout: Timeout = 300,
+        ignore_delete_many_errors: bool = False,
+        **kwargs: t.Any,
+    ) -> None:
+        # Called by name, not super(): in SimpleCache(BaseCache, cachelib.SimpleCache)
+        # super() would be cachelib's SimpleCache. cachelib 0.9 has no
+        # ignore_delete_many_errors parameter, so the flag is set here.
+        _CachelibBaseCache.__init__(
+            self, default_timeout=normalize_timeout(default_timeout, 300), **kwargs
         )
-        self.ignore_errors = False
+        self.ignore_delete_many_errors = bool(ignore_delete_many_errors)
 
     @classmethod
     def factory(
@@ -88,7 +151,27 @@ class BaseCache(_CachelibBaseCache):
         return cls(*args, **params)
 
     def _normalize_timeout(self, timeout: Timeout) -> int:
+        """Whole seconds from now (0 = never, negative = already expired)."""
         return normalize_timeout(timeout, self.default_timeout)
+
+    def delete_many(self, *keys: str) -> list[t.Any]:
+        """Delete *keys*; return those gone afterwards (absent ones count as deleted).
+
+        A key still present after the attempt raises ``RuntimeError('Failed to
+        delete keys: [...]')`` unless :attr:`ignore_delete_many_errors` is set (then
+        it is only left out of the result). Written here, not inherited, because
+        cachelib 0.9's version has no such flag.
+        """
+        deleted: list[t.Any] = []
+        failed: list[str] = []
+        for key in keys:
+            if self.delete(key) or not self.has(key):
+                deleted.append(key)
+            else:
+                failed.append(key)
+        if failed and not self.ignore_delete_many_errors:
+            raise RuntimeError(f"Failed to delete keys: {failed}")
+        return deleted
 
     # -- locks (flask_caching.locks) -------------------------------------------
 

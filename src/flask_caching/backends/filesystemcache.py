@@ -1,85 +1,110 @@
-"""A cache in a directory, safe for several processes sharing it.
+"""A cache in a directory: cachelib's ``FileSystemCache`` files, safe to share.
 
-Each entry is one file named by the SHA-256 of its key, holding an 8-byte expiry
-followed by the serialized value. Writes go to a temporary file that is renamed into
-place, so a reader sees the old entry or the new one, never half of one. A file that
-cannot be read (truncated, corrupt, removed, unreadable) is a miss, and the directory
-is recreated when it disappears under a running app.
+Files are cachelib's, so released Flask-Caching and this package share a directory:
+an entry is named ``hash_method(key).hexdigest()`` (CACHE_FILE_HASH_METHOD, sha256 by
+default, no suffix) and holds a 4-byte native unsigned expiry (a whole unix second,
+0 = never) followed by the pickle; the entry count is kept in cachelib's count file.
+The time is read from ``cachelib.file.time`` at each call, so freezing that clock
+freezes this cache.
+
+What this class does better than cachelib's: writes go to a temporary file renamed
+into place (a reader sees the old entry or the new one, never half of one); ``add``
+is atomic across processes (``os.link`` refuses an existing name); ``inc``/``dec``
+hold an exclusive lock of the directory, so no increment is lost between threads or
+processes; a file that cannot be read (truncated, corrupt, removed, a symlink, a
+FIFO) is a miss; the directory is recreated when it disappears under a running app.
+
+Entry files written by earlier versions of this package (``<sha256>.fcache``, an
+8-byte double header) are not read: they are misses, removed by pruning and
+``clear()``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
-import struct
-import sys
 import tempfile
-import time
 import typing as t
+
+import cachelib.file
+from cachelib import FileSystemCache as _CachelibFileSystemCache
 
 from ..exceptions import ConfigurationError
 from ..serializers import PickleSerializer
-from .base import BaseCache, Timeout
-
-if sys.platform != "win32":
-    import fcntl
+from . import _filesystem_files as files
+from ._filesystem_prune import Pruner
+from .base import BaseCache, Timeout, cachelib_now, deprecated_ignore_errors
 
 if t.TYPE_CHECKING:
     from flask import Flask
     from typing_extensions import Self
 
+__all__ = ["FileSystemCache"]
+
 logger = logging.getLogger("flask_caching")
 
-_HEADER = struct.Struct(">d")
-_SUFFIX = ".fcache"
-#: pruning removes entries down to this share of the threshold
-_PRUNE_TO = 0.8
-_TMP_PREFIX = ".tmp-"
-#: a temp file older than this was left by a writer that died mid-write
-_TMP_STALE_SECONDS = 60.0
-#: the file whose flock serialises replacing expired entries (see _remove_expired)
-_TAKEOVER_LOCK = ".takeover.lock"
+
+def _now() -> float:
+    return cachelib_now(cachelib.file)  # a patched cachelib.file.time moves expiry
 
 
-class FileSystemCache(BaseCache):
+def _live(expires: int, now: float) -> bool:
+    """cachelib's rule: 0 never expires, otherwise live through second *expires*."""
+    return expires == 0 or expires >= now
+
+
+class FileSystemCache(BaseCache, _CachelibFileSystemCache):
     """Store entries as files in *cache_dir*.
 
-    :param cache_dir: the directory; created if missing.
-    :param threshold: when more files than this exist, expired then oldest entries
-        are removed. ``0`` means unbounded.
-    :param mode: permission bits of entry files, e.g. ``0o600`` (or ``600`` written
-        as a 3-digit octal number, as CACHE_OPTIONS ``mode`` is documented).
-    :param ignore_errors: ``delete_many`` and ``clear`` keep going past a file that
-        cannot be removed instead of stopping there; the result still tells (the
-        key is not listed, ``clear`` returns False).
+    :param cache_dir: the directory (``str`` or any ``os.PathLike``); created if
+        missing.
+    :param threshold: when about this many entries exist, expired then oldest
+        entries are removed. ``0`` means unbounded.
+    :param default_timeout: seconds an entry lives by default; ``0`` = forever.
+    :param mode: permission bits of entry files: ``0o600`` (the default, as
+        cachelib's) or the 3-digit form ``600`` CACHE_OPTIONS documents.
+    :param hash_method: names the files: ``hash_method(key).hexdigest()``.
+    :param ignore_delete_many_errors: see :class:`~.base.BaseCache`; also lets
+        ``clear()`` go on past a file it cannot remove (it still returns False).
+    :param ignore_errors: deprecated alias of *ignore_delete_many_errors*; warns.
     """
 
     batched_get_many = False
 
+    #: cachelib's serializer class (our subclass of it); assign another to change
+    #: the format of the values after the header
+    serializer: t.Any = PickleSerializer()
+
     def __init__(
         self,
-        cache_dir: str,
+        cache_dir: str | os.PathLike[str],
         threshold: int = 500,
         default_timeout: Timeout = 300,
         mode: int | None = None,
-        ignore_errors: bool = False,
         hash_method: t.Callable[..., t.Any] = hashlib.sha256,
+        ignore_delete_many_errors: bool = False,
+        ignore_errors: bool | None = None,
     ) -> None:
-        super().__init__(default_timeout=default_timeout)
+        flag = deprecated_ignore_errors(ignore_errors, ignore_delete_many_errors)
+        BaseCache.__init__(self, default_timeout, ignore_delete_many_errors=flag)
         if not cache_dir:
             raise ConfigurationError(
                 "CACHE_DIR must name a directory for FileSystemCache"
             )
-        self._path = os.path.abspath(cache_dir)
+        if not callable(hash_method):
+            raise ConfigurationError(
+                f"CACHE_FILE_HASH_METHOD must be a hashlib function such as"
+                f" hashlib.sha256, got {hash_method!r}"
+            )
+        self._path = os.path.abspath(os.fspath(cache_dir))
         self._threshold = threshold
-        #: entries seen at the last listing, and writes since (see _prune)
-        self._known_count = 0
-        self._writes_since_count = self._threshold  # list on the first write
-        self._mode = _parse_mode(mode)
-        self._hash = hash_method
-        self.ignore_errors = ignore_errors
-        self.serializer: t.Any = PickleSerializer()
+        self._mode = files.parse_mode(mode)
+        self._hash_method = hash_method
+        self._lock = files.DirectoryLock(self._path)
+        self._count_name = self._get_filename(self._fs_count_file)
+        self._pruner = Pruner(self)
         #: the error of the last failed write while writes keep failing, else None
         self._write_error: str | None = None
         self._ensure_dir()
@@ -92,7 +117,8 @@ class FileSystemCache(BaseCache):
         args: list[t.Any],
         kwargs: dict[str, t.Any],
     ) -> Self:
-        """Map CACHE_DIR, CACHE_THRESHOLD, CACHE_DEFAULT_TIMEOUT, CACHE_IGNORE_ERRORS."""
+        """Map CACHE_DIR, CACHE_THRESHOLD, CACHE_DEFAULT_TIMEOUT,
+        CACHE_FILE_HASH_METHOD and CACHE_IGNORE_ERRORS (CACHE_OPTIONS: ``mode``)."""
         if not args and "cache_dir" not in kwargs and not config.get("CACHE_DIR"):
             raise ConfigurationError(
                 "CACHE_DIR must be set to a directory when CACHE_TYPE is FileSystemCache"
@@ -100,9 +126,13 @@ class FileSystemCache(BaseCache):
         kwargs = dict(kwargs)
         if not args:
             kwargs.setdefault("cache_dir", config["CACHE_DIR"])
-        kwargs.setdefault("threshold", config["CACHE_THRESHOLD"])
-        kwargs.setdefault("default_timeout", config["CACHE_DEFAULT_TIMEOUT"])
-        kwargs.setdefault("ignore_errors", config["CACHE_IGNORE_ERRORS"])
+        kwargs.setdefault("threshold", config.get("CACHE_THRESHOLD", 500))
+        kwargs.setdefault("default_timeout", config.get("CACHE_DEFAULT_TIMEOUT", 300))
+        hash_method = config.get("CACHE_FILE_HASH_METHOD")
+        kwargs.setdefault("hash_method", hash_method or hashlib.sha256)
+        kwargs.setdefault(
+            "ignore_delete_many_errors", bool(config.get("CACHE_IGNORE_ERRORS"))
+        )
         return cls(*args, **kwargs)
 
     # -- files ---------------------------------------------------------------------
@@ -113,86 +143,104 @@ class FileSystemCache(BaseCache):
         except OSError as exc:
             logger.warning("FileSystemCache: cannot create %s: %s", self._path, exc)
 
-    def _filename(self, key: str) -> str:
-        digest = self._hash(key.encode("utf-8")).hexdigest()
-        return os.path.join(self._path, digest + _SUFFIX)
+    def _get_filename(self, key: str) -> str:
+        """The entry file of *key*: cachelib's name, the key's hex digest."""
+        if not isinstance(key, str):
+            raise TypeError(f"Key must be a string, received type {type(key)}")
+        digest = self._hash_method(key.encode("utf-8")).hexdigest()
+        return os.path.join(self._path, digest)
 
-    def _entries(self) -> list[os.DirEntry[str]]:
-        try:
-            with os.scandir(self._path) as it:
-                return [e for e in it if e.name.endswith(_SUFFIX)]
-        except OSError:  # removed, replaced by a file, unreadable: nothing to list
-            return []
+    _filename = _get_filename
 
-    @staticmethod
-    def _read_expiry(path: str) -> float | None:
-        try:
-            with open(path, "rb") as f:
-                head = f.read(_HEADER.size)
-        except OSError:
-            return None
-        if len(head) != _HEADER.size:
-            return None
-        expiry: float = _HEADER.unpack(head)[0]
-        return expiry
+    def _is_mgmt(self, name: str) -> bool:
+        """The count file and temp files (ours and cachelib's) are not entries."""
+        return name == os.path.basename(self._count_name) or name.endswith(
+            files.TEMP_SUFFIX
+        )
 
-    def _load(self, path: str) -> tuple[float, t.Any] | None:
+    def _read(self, path: str, now: float) -> tuple[bool, t.Any, int]:
+        """``(found, value, expires)`` of the entry file *path*."""
+        data = files.read_file(path)
+        if data is None or len(data) < files.HEADER.size:
+            return False, None, 0
+        (expires,) = files.HEADER.unpack_from(data)
+        if not _live(expires, now):
+            return False, None, 0
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError:
-            return None
-        if len(data) < _HEADER.size:
-            return None
-        (expires,) = _HEADER.unpack_from(data)
-        if expires and expires <= time.time():
-            return None
-        try:
-            value = self.serializer.loads(data[_HEADER.size :])
+            return True, self.serializer.loads(data[files.HEADER.size :]), expires
         except Exception as exc:
             logger.warning("FileSystemCache: unreadable entry %s (%s)", path, exc)
-            return None
-        return expires, value
+            return False, None, 0
 
-    def _write(self, key: str, value: t.Any, timeout: Timeout, only_new: bool) -> bool:
+    def _expires(self, timeout: Timeout, now: float) -> int | None:
+        """The header for *timeout*: 0 = never, None = already expired."""
         seconds = self._normalize_timeout(timeout)
-        path = self._filename(key)
         if seconds < 0:
-            self._unlink(path)
-            return True
-        expires = 0.0 if seconds == 0 else time.time() + seconds
-        payload = _HEADER.pack(expires) + self.serializer.dumps(value)
-        self._prune()
+            return None
+        # cachelib's whole seconds: the entry lives between seconds - 1 and seconds
+        return 0 if seconds == 0 else int(now) + seconds
+
+    def _temp_file(self, payload: bytes) -> str | None:
+        """Write *payload* to a new temp file in the directory; its path, or None."""
         for attempt in range(2):
             try:
-                fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self._path)
+                fd, tmp = tempfile.mkstemp(
+                    prefix=files.TEMP_PREFIX, suffix=files.TEMP_SUFFIX, dir=self._path
+                )
             except FileNotFoundError:
                 if attempt:
-                    return False
+                    return None
                 self._ensure_dir()  # the directory vanished under us: repair it
                 continue
             except OSError as exc:
                 self._write_failed(self._path, exc)
-                return False
+                return None
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(payload)
-                if self._mode is not None:
-                    os.chmod(tmp, self._mode)
-                if only_new:
-                    added = self._link_new(tmp, path)
-                else:
-                    os.replace(tmp, path)
-                    added = True
+                mode = self._mode
+                if mode is not None and mode != 0o600:  # mkstemp made it 0o600
+                    os.chmod(tmp, mode)
             except OSError as exc:
-                self._write_failed(path, exc)
-                return False
+                files.unlink(tmp)
+                self._write_failed(tmp, exc)
+                return None
+            return tmp
+        return None
+
+    def _put(self, path: str, payload: bytes, only_new: bool) -> bool:
+        """Put *payload* in place as *path* (only if absent or expired: *only_new*)."""
+        tmp = self._temp_file(payload)
+        if tmp is None:
+            return False
+        try:
+            if only_new:
+                added = self._link_new(tmp, path)
             else:
-                self._write_worked()
-                return added
-            finally:
-                self._unlink(tmp)
-        return False
+                os.replace(tmp, path)
+                added = True
+        except OSError as exc:
+            self._write_failed(path, exc)
+            return False
+        finally:
+            files.unlink(tmp)
+        self._write_worked()
+        return added
+
+    def _write(self, key: str, value: t.Any, timeout: Timeout, only_new: bool) -> bool:
+        now = _now()
+        path = self._get_filename(key)
+        expires = self._expires(timeout, now)
+        if expires is None:  # already expired: set removes the entry, add does not
+            if only_new:
+                return False
+            files.unlink(path)
+            return True
+        data = self.serializer.dumps(value)
+        if data is None:  # cachelib's serializers return None when pickling fails
+            return False
+        self._pruner.before_write()
+        return self._put(path, files.pack(expires, data), only_new)
 
     def _write_failed(self, path: str, exc: OSError) -> None:
         # A full disk fails every write: warn when writes start failing, not per write.
@@ -219,7 +267,7 @@ class FileSystemCache(BaseCache):
             return True
         except FileExistsError:
             pass
-        if not self._remove_expired(path):
+        if not self._take_over_expired(path):
             return False
         try:
             os.link(tmp, path)
@@ -227,167 +275,104 @@ class FileSystemCache(BaseCache):
         except FileExistsError:
             return False
 
-    def _remove_expired(self, path: str) -> bool:
+    def _take_over_expired(self, path: str) -> bool:
         """Remove *path* if it is expired (or unreadable); False if it is live.
 
         Racing callers must not each judge the same expired file and then unlink by
         name: the second unlink would remove the live file the first one just linked
         in (two ``add`` callers would both win, e.g. both take a lock). So removal
-        happens under an exclusive ``flock`` of one file in the directory. Inside it
-        an existing file cannot be replaced by anyone (``os.link`` fails on an
-        existing name, and removals take the same flock), so check-then-unlink is
-        safe. Without ``fcntl`` (Windows) the removal is best effort.
+        happens under the directory's lock. Inside it an existing file cannot be
+        replaced by anyone taking the same path (``os.link`` fails on an existing
+        name, and removals take the same lock), so check-then-unlink is safe.
         """
-        if sys.platform == "win32":
-            return self._unlink_if_expired(path)
-        try:
-            fd = os.open(
-                os.path.join(self._path, _TAKEOVER_LOCK), os.O_RDWR | os.O_CREAT
-            )
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            return self._unlink_if_expired(path)
-        finally:
-            os.close(fd)  # and with it the flock
-
-    def _unlink_if_expired(self, path: str) -> bool:
-        # Only a file that exists and was judged here is removed: when *path* is
-        # missing, a racing add() may link its live file in at any moment, and a
-        # blind unlink would take it away again (two winners).
-        try:
-            with open(path, "rb") as f:
-                head = f.read(_HEADER.size)
-        except FileNotFoundError:
-            return True  # nothing to remove; os.link decides who wins
-        except OSError:
-            return False
-        if len(head) == _HEADER.size:
-            (expiry,) = _HEADER.unpack(head)
-            if not (0 < expiry <= time.time()):
+        with self._lock.held() as locked:
+            if not locked:
                 return False
-        return self._unlink(path)
-
-    @staticmethod
-    def _unlink(path: str) -> bool:
-        try:
-            os.unlink(path)
-            return True
-        except FileNotFoundError:
-            return True
-        except OSError:
-            return False
-
-    def _prune(self) -> None:
-        # Listing the directory on every write made writes O(entries); instead
-        # count writes since the last listing and list again when they could have
-        # reached the threshold, or after a tenth of it (other processes sharing
-        # the directory write too). Pruning goes down to 80% of the threshold, so
-        # the expensive pass (opening every file) runs once per many writes.
-        if not self._threshold:
-            return
-        self._writes_since_count += 1
-        since = self._writes_since_count
-        if (
-            self._known_count + since < self._threshold
-            and since < self._threshold // 10 + 1
-        ):
-            return
-        entries = self._entries()
-        self._writes_since_count = 0
-        self._known_count = len(entries)
-        if len(entries) < self._threshold:
-            return
-        now = time.time()
-        aged: list[tuple[float, str]] = []
-        for entry in entries:
-            expiry = self._read_expiry(entry.path)
-            if expiry is None or 0 < expiry <= now:
-                self._remove_expired(entry.path)  # never a live file put in its place
-                continue
-            try:
-                aged.append((entry.stat().st_mtime, entry.path))
-            except OSError:
-                continue
-        overflow = len(aged) - int(self._threshold * _PRUNE_TO)
-        if overflow > 0:
-            for _mtime, path in sorted(aged)[:overflow]:
-                self._unlink(path)
-        self._known_count = min(len(aged), int(self._threshold * _PRUNE_TO))
+            if not os.path.lexists(path):
+                return True  # nothing to remove; os.link decides who wins
+            expires = files.read_expiry(path)
+            if expires is not None and _live(expires, _now()):
+                return False
+            return files.unlink(path)
 
     # -- the cache interface -------------------------------------------------------
 
     def get(self, key: str) -> t.Any:
-        found = self._load(self._filename(key))
-        return None if found is None else found[1]
+        return self._read(self._get_filename(key), _now())[1]
 
-    def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
-        return self._write(key, value, timeout, only_new=False)
+    def has(self, key: str) -> bool:
+        expires = files.read_expiry(self._get_filename(key))
+        return expires is not None and _live(expires, _now())
+
+    def set(
+        self,
+        key: str,
+        value: t.Any,
+        timeout: Timeout = None,
+        mgmt_element: bool = False,
+    ) -> bool:
+        """Store *value*; *mgmt_element* (cachelib's flag) means never expire."""
+        return self._write(key, value, 0 if mgmt_element else timeout, only_new=False)
 
     def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
         return self._write(key, value, timeout, only_new=True)
 
-    def delete(self, key: str) -> bool:
-        path = self._filename(key)
-        existed = os.path.exists(path)
-        return self._unlink(path) and existed
+    def delete(self, key: str, mgmt_element: bool = False) -> bool:
+        """Remove *key*'s file; True only if it existed and is gone.
 
-    def delete_many(self, *keys: str) -> list[t.Any]:
-        deleted = []
-        for key in keys:
-            if self._unlink(self._filename(key)):
-                deleted.append(key)
-            elif not self.ignore_errors:
-                break
-        return deleted
-
-    def has(self, key: str) -> bool:
-        expiry = self._read_expiry(self._filename(key))
-        return expiry is not None and not (0 < expiry <= time.time())
-
-    def _remove_dead_temp_files(self) -> None:
-        # A writer killed between mkstemp and rename leaves its temp file behind;
-        # nothing else would ever remove it. Live writes finish in far less time.
-        cutoff = time.time() - _TMP_STALE_SECONDS
+        *mgmt_element* is accepted for cachelib's signature and changes nothing.
+        """
         try:
-            with os.scandir(self._path) as it:
-                names = [e for e in it if e.name.startswith(_TMP_PREFIX)]
+            os.unlink(self._get_filename(key))
         except OSError:
-            return
-        for entry in names:
-            try:
-                if entry.stat().st_mtime < cutoff:
-                    self._unlink(entry.path)
-            except OSError:
-                continue
+            return False
+        return True
 
     def clear(self) -> bool:
         """Remove every entry (and temp files left by writers that died)."""
-        self._remove_dead_temp_files()
-        ok = True
-        for entry in self._entries():
-            if not self._unlink(entry.path):
+        ok = self._pruner.remove_dead_temp_files()
+        for path in self._pruner.entries():
+            if not files.unlink(path):
                 ok = False
-                if not self.ignore_errors:
-                    return False
+                if not self.ignore_delete_many_errors:
+                    break
+        self._pruner.counted(0 if ok else len(self._pruner.entries()))
         return ok
 
+    def inc(self, key: str, delta: int = 1) -> int | None:
+        """Add *delta* under the directory's lock: no update is lost between
+        threads or processes. A missing key starts at 0 with the default timeout,
+        an existing one keeps its expiry; a non-int value raises TypeError.
+        """
+        path = self._get_filename(key)
+        with self._lock.held() as locked:
+            if not locked:
+                return None
+            now = _now()
+            found, value, expires = self._read(path, now)
+            if not found:
+                value, expires = 0, self._expires(None, now) or 0
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"cannot increment non-integer value at {key!r}")
+            value += delta
+            data = self.serializer.dumps(value)
+            if data is None or not self._put(path, files.pack(expires, data), False):
+                return None
+            return value
 
-def _parse_mode(mode: int | None) -> int | None:
-    """Accept ``0o600`` or the documented 3-digit form ``600``; reject the rest."""
-    if mode is None:
-        return None
-    if isinstance(mode, bool) or not isinstance(mode, int):
-        raise ConfigurationError(f"CACHE_OPTIONS mode must be an int, got {mode!r}")
-    digits = str(mode)
-    if len(digits) == 3 and all(c in "01234567" for c in digits) and mode > 0o777:
-        return int(digits, 8)
-    if 0 <= mode <= 0o777:
-        return mode
-    raise ConfigurationError(
-        f"CACHE_OPTIONS mode={mode!r} is not a permission mode such as 600 or 0o600"
-    )
+    def dec(self, key: str, delta: int = 1) -> int | None:
+        return self.inc(key, -delta)
 
+    def acquire_lock(self, key: str, token: str, timeout: float) -> bool:
+        """Take the lock as :class:`~.base.BaseCache` does, with one second more:
+        expiry counts whole seconds, so the lease lasts at least *timeout*."""
+        return self.add(key, token, timeout=math.ceil(timeout) + 1)
 
-__all__ = ["FileSystemCache"]
+    def release_lock(self, key: str, token: str) -> bool:
+        """Delete the lock *key* only if *token* holds it, under the directory's
+        lock, so a lease taken over meanwhile is never removed."""
+        path = self._get_filename(key)
+        with self._lock.held() as locked:
+            if not locked or self._read(path, _now())[1] != token:
+                return False
+            return files.unlink(path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typing as t
 
+from cachelib.base import NullCache as _CachelibNullCache
+
 from .base import BaseCache
 
 if t.TYPE_CHECKING:
@@ -11,8 +13,8 @@ if t.TYPE_CHECKING:
     from typing_extensions import Self
 
 
-class NullCache(BaseCache):
-    """Caching switched off; useful in tests and as the default.
+class NullCache(BaseCache, _CachelibNullCache):
+    """Caching switched off; useful in tests and as the default (cachelib's class).
 
     Writes return True so code that checks them keeps working; reads always miss.
     """
@@ -25,9 +27,12 @@ class NullCache(BaseCache):
         args: list[t.Any],
         kwargs: dict[str, t.Any],
     ) -> Self:
-        """Build it with CACHE_DEFAULT_TIMEOUT; nothing else applies."""
+        """Build it with CACHE_DEFAULT_TIMEOUT and CACHE_IGNORE_ERRORS."""
         kwargs = dict(kwargs)
         kwargs.setdefault("default_timeout", config.get("CACHE_DEFAULT_TIMEOUT", 300))
+        kwargs.setdefault(
+            "ignore_delete_many_errors", bool(config.get("CACHE_IGNORE_ERRORS"))
+        )
         return cls(*args, **kwargs)
 
     def get(self, key: str) -> t.Any:

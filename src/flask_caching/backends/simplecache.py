@@ -1,48 +1,72 @@
-"""An in-process cache: a dict guarded by a lock, values stored serialized.
+"""An in-process cache: cachelib's ``SimpleCache`` with a lock around every change.
 
-Values are serialized on the way in, so a caller mutating what it got back never
+The dict has cachelib's layout, ``{key: (expires, serialized_bytes)}`` (``expires`` a
+whole unix second, 0 = never), and the time comes from ``cachelib.simple.time`` at each
+call, so code that freezes that clock freezes this cache too. Values go through
+:attr:`SimpleCache.serializer` both ways, so a caller mutating what it got back never
 changes what the next caller reads, exactly as with a network backend.
 """
 
 from __future__ import annotations
 
+import heapq
+import logging
+import math
 import threading
-import time
 import typing as t
 
+import cachelib.simple
+from cachelib import SimpleCache as _CachelibSimpleCache
+
 from ..serializers import PickleSerializer
-from .base import BaseCache, Timeout
+from .base import BaseCache, Timeout, cachelib_now, deprecated_ignore_errors
 
 if t.TYPE_CHECKING:
     from flask import Flask
     from typing_extensions import Self
 
+__all__ = ["SimpleCache"]
 
-class SimpleCache(BaseCache):
-    """A thread-safe in-memory cache holding at most *threshold* entries.
+logger = logging.getLogger("flask_caching")
 
-    :param threshold: when exceeded, expired entries go first, then the oldest ones.
-        ``0`` means unbounded.
+
+def _now() -> float:
+    return cachelib_now(cachelib.simple)  # a patched cachelib.simple.time moves expiry
+
+
+class SimpleCache(BaseCache, _CachelibSimpleCache):
+    """A thread-safe in-memory cache of about *threshold* entries.
+
+    :param threshold: before an insert that finds more than this many entries,
+        expired entries go, then those expiring soonest (cachelib's rule, so it
+        holds at most ``threshold + 1``). ``0`` means cachelib's default, 500.
     :param default_timeout: seconds an entry lives by default; ``0`` = forever.
+    :param ignore_delete_many_errors: see :class:`~.base.BaseCache`.
+    :param ignore_errors: deprecated alias of *ignore_delete_many_errors*; warns.
     """
 
     batched_get_many = True
+
+    #: cachelib's SimpleSerializer (our subclass of it); assign another to change
+    #: the format: it is used for every get and set
+    serializer: t.Any = PickleSerializer()
 
     def __init__(
         self,
         threshold: int = 500,
         default_timeout: Timeout = 300,
-        ignore_errors: bool = False,
+        ignore_delete_many_errors: bool = False,
+        ignore_errors: bool | None = None,
     ) -> None:
-        super().__init__(default_timeout=default_timeout)
-        if not isinstance(threshold, int) or threshold < 0:
+        flag = deprecated_ignore_errors(ignore_errors, ignore_delete_many_errors)
+        BaseCache.__init__(self, default_timeout, ignore_delete_many_errors=flag)
+        if isinstance(threshold, bool) or not isinstance(threshold, int):
             raise ValueError(f"threshold must be an int >= 0, got {threshold!r}")
-        #: key -> (expiry, value or its serialized bytes, serialized?)
-        self._cache: dict[str, tuple[float, t.Any, bool]] = {}
-        self._threshold = threshold
-        self._lock = threading.Lock()
-        self.ignore_errors = ignore_errors
-        self.serializer: t.Any = PickleSerializer()
+        if threshold < 0:
+            raise ValueError(f"threshold must be an int >= 0, got {threshold!r}")
+        self._cache: dict[str, tuple[int, bytes]] = {}
+        self._threshold = threshold or 500
+        self._lock = threading.RLock()
 
     @classmethod
     def factory(
@@ -54,90 +78,106 @@ class SimpleCache(BaseCache):
     ) -> Self:
         """Map CACHE_THRESHOLD, CACHE_DEFAULT_TIMEOUT and CACHE_IGNORE_ERRORS."""
         kwargs = dict(kwargs)
-        kwargs.setdefault("threshold", config["CACHE_THRESHOLD"])
-        kwargs.setdefault("default_timeout", config["CACHE_DEFAULT_TIMEOUT"])
-        kwargs.setdefault("ignore_errors", config["CACHE_IGNORE_ERRORS"])
+        kwargs.setdefault("threshold", config.get("CACHE_THRESHOLD", 500))
+        kwargs.setdefault("default_timeout", config.get("CACHE_DEFAULT_TIMEOUT", 300))
+        kwargs.setdefault(
+            "ignore_delete_many_errors", bool(config.get("CACHE_IGNORE_ERRORS"))
+        )
         return cls(*args, **kwargs)
 
-    def _expiry(self, timeout: Timeout) -> float | None:
+    # -- helpers (called with the lock held where they change the dict) ------------
+
+    def _expires(self, timeout: Timeout, now: float) -> int | None:
+        """The stored expiry: 0 for never, None for "already expired"."""
         seconds = self._normalize_timeout(timeout)
         if seconds == 0:
-            return 0.0
+            return 0
         if seconds < 0:
             return None
-        return time.time() + seconds
+        # cachelib's whole seconds: the entry lives between seconds - 1 and seconds
+        return int(now) + seconds
 
-    def _prune(self, now: float) -> None:
-        # Called with the lock held, before adding one entry.
-        if not self._threshold or len(self._cache) < self._threshold:
+    def _prune(self) -> None:
+        """cachelib's rule: over the threshold, drop expired, then soonest to expire.
+
+        Unlike cachelib's, entries that never expire are neither "expired" nor
+        the first to go.
+        """
+        if len(self._cache) <= self._threshold:
             return
-        for key in [k for k, item in self._cache.items() if 0 < item[0] <= now]:
+        now = _now()
+        for key in [k for k, (exp, _) in self._cache.items() if 0 < exp <= now]:
             del self._cache[key]
-        overflow = len(self._cache) - self._threshold + 1
+        overflow = len(self._cache) - self._threshold
         if overflow > 0:
-            # dicts keep insertion order; the first keys are the oldest writes
-            for key in list(self._cache)[:overflow]:
+            items = self._cache.items()
+            soonest = heapq.nsmallest(
+                overflow, items, key=lambda item: item[1][0] or math.inf
+            )
+            for key, _item in soonest:
                 del self._cache[key]
 
-    def _encode(self, value: t.Any) -> tuple[t.Any, bool]:
-        """What to keep for *value*, and whether it was serialized.
+    def _live(self, key: str, now: float) -> tuple[int, bytes] | None:
+        item = self._cache.get(key)
+        if item is None or (item[0] and item[0] <= now):
+            return None
+        return item
 
-        Immutable values (str, numbers, bytes, None, and tuples of them: every
-        decorator entry of a string view) are kept as they are, since nobody can
-        change them; anything else is serialized so callers get their own copy.
-        """
-        if _frozen(value):
-            return value, False
-        return self.serializer.dumps(value), True
+    def _loads(self, data: bytes) -> t.Any:
+        try:
+            return self.serializer.loads(data)
+        except Exception:
+            logger.debug("SimpleCache: unreadable entry, a miss", exc_info=True)
+            return None
+
+    # -- the cache interface -------------------------------------------------------
 
     def get(self, key: str) -> t.Any:
+        # inlined (no helper calls): this is every decorator hit's only call
         item = self._cache.get(key)
-        if item is None or (item[0] and item[0] <= time.time()):
+        if item is None or (item[0] and item[0] <= _now()):
             return None
-        if not item[2]:
-            return item[1]
         try:
             return self.serializer.loads(item[1])
         except Exception:
+            logger.debug("SimpleCache: unreadable entry, a miss", exc_info=True)
             return None
 
     def get_many(self, *keys: str) -> list[t.Any]:
-        # one loop with local names: this is every decorator hit's only call
         cache = self._cache
         loads = self.serializer.loads
-        now = time.time()
+        now = _now()
         values: list[t.Any] = []
         for key in keys:
             item = cache.get(key)
             if item is None or (item[0] and item[0] <= now):
                 values.append(None)
                 continue
-            if not item[2]:
-                values.append(item[1])
-                continue
             try:
                 values.append(loads(item[1]))
             except Exception:
+                logger.debug("SimpleCache: unreadable entry, a miss", exc_info=True)
                 values.append(None)
         return values
 
+    def has(self, key: str) -> bool:
+        return self._live(key, _now()) is not None
+
     def _store(self, key: str, value: t.Any, timeout: Timeout, only_new: bool) -> bool:
-        expires = self._expiry(timeout)
-        data, pickled = self._encode(value)
+        data = self.serializer.dumps(value)
+        if data is None:  # cachelib's serializer returns None when pickling fails
+            return False
         with self._lock:
-            now = time.time()
-            current = self._cache.get(key)
-            live = current is not None and not (0 < current[0] <= now)
-            if only_new and live:
+            now = _now()
+            if only_new and self._live(key, now) is not None:
                 return False
+            expires = self._expires(timeout, now)
             if expires is None:
                 self._cache.pop(key, None)
                 return True
-            if current is None:
-                self._prune(now)
-            else:
-                del self._cache[key]  # re-insert so the order stays "oldest first"
-            self._cache[key] = (expires, data, pickled)
+            if key not in self._cache:
+                self._prune()
+            self._cache[key] = (expires, data)
             return True
 
     def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
@@ -150,24 +190,19 @@ class SimpleCache(BaseCache):
         with self._lock:
             return self._cache.pop(key, None) is not None
 
+    def acquire_lock(self, key: str, token: str, timeout: float) -> bool:
+        """Take the lock as :class:`~.base.BaseCache` does, with one second more:
+        expiry counts whole seconds, so the lease lasts at least *timeout*."""
+        return self.add(key, token, timeout=math.ceil(timeout) + 1)
+
     def release_lock(self, key: str, token: str) -> bool:
         """Compare the owner token and delete under the dict's lock (atomic)."""
         with self._lock:
-            item = self._cache.get(key)
-            if item is None:
-                return False
-            try:
-                held = self.serializer.loads(item[1]) if item[2] else item[1]
-            except Exception:
-                return False
-            if held != token:
+            item = self._live(key, _now())
+            if item is None or self._loads(item[1]) != token:
                 return False
             del self._cache[key]
             return True
-
-    def has(self, key: str) -> bool:
-        item = self._cache.get(key)
-        return item is not None and not (0 < item[0] <= time.time())
 
     def clear(self) -> bool:
         with self._lock:
@@ -175,31 +210,27 @@ class SimpleCache(BaseCache):
         return True
 
     def inc(self, key: str, delta: int = 1) -> int | None:
+        """Add *delta* atomically; a missing key starts at 0 with the default
+        timeout, an existing one keeps its expiry. A non-int value raises TypeError.
+        """
         with self._lock:
-            item = self._cache.get(key)
-            now = time.time()
-            if item is None or 0 < item[0] <= now:
-                expires: float = self._expiry(None) or 0.0
-                value = 0
+            now = _now()
+            item = self._live(key, now)
+            if item is None:
+                expires = self._expires(None, now)
+                current: t.Any = 0
             else:
-                expires, data, pickled = item
-                value = self.serializer.loads(data) if pickled else data
-            if not isinstance(value, int) or isinstance(value, bool):
+                expires, current = item[0], self._loads(item[1])
+            if not isinstance(current, int) or isinstance(current, bool):
                 raise TypeError(f"cannot increment non-integer value at {key!r}")
-            value += delta
-            self._cache[key] = (expires, value, False)
+            value: int = current + delta
+            if expires is None:  # a negative default timeout: nothing is kept
+                self._cache.pop(key, None)
+                return value
+            if item is None and key not in self._cache:
+                self._prune()
+            self._cache[key] = (expires, self.serializer.dumps(value))
             return value
 
     def dec(self, key: str, delta: int = 1) -> int | None:
         return self.inc(key, -delta)
-
-
-_IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None)})
-
-
-def _frozen(value: t.Any) -> bool:
-    """True for values no caller can change: immutable scalars and tuples of them."""
-    kind = type(value)
-    if kind in _IMMUTABLE:
-        return True
-    return kind is tuple and all(_frozen(item) for item in value)

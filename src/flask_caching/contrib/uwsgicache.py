@@ -12,9 +12,13 @@ Configure the server with a named cache and point CACHE_UWSGI_NAME at it::
 
 Behaviour:
 
-* values are bytes from :attr:`UWSGICache.serializer` (pickle by default); one value
-  must fit the cache's ``blocksize`` (64 KiB unless configured), or ``set`` returns
-  ``False``;
+* values are bytes from :attr:`UWSGICache.serializer` (pickle by default) after an
+  8-byte expiry; one value must fit the cache's ``blocksize`` (64 KiB unless
+  configured), or ``set`` returns ``False``;
+* the header differs from cachelib's format (the bare pickle, which released
+  Flask-Caching writes) because uWSGI keeps serving expired items until its sweeper
+  runs. A bare pickle written by released Flask-Caching is still read (uWSGI's own
+  expiry applies to it); released Flask-Caching reads ours as a miss;
 * ``0`` never expires, a negative timeout deletes the key; expiry is checked on every
   read (uWSGI itself only drops expired items when its master's sweeper runs);
 * ``add`` is atomic (uWSGI's ``cache_set`` refuses an existing key); ``inc``/``dec``
@@ -33,9 +37,11 @@ import typing as t
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+from cachelib import UWSGICache as _CachelibUWSGICache
+
 from ..backends.base import BaseCache, Timeout
 from ..exceptions import ConfigurationError
-from ..serializers import PickleSerializer, Serializer
+from ..serializers import PickleSerializer
 
 if t.TYPE_CHECKING:
     from types import ModuleType
@@ -86,16 +92,28 @@ def _configured_caches(uwsgi: ModuleType) -> list[str] | None:
     return names
 
 
-class UWSGICache(BaseCache):
+#: the first byte of a bare pickle (protocol 2+): an entry cachelib wrote
+_PICKLE = 0x80
+
+
+class UWSGICache(BaseCache, _CachelibUWSGICache):
     """A backend over uWSGI's cache framework; see the module docstring.
 
     :param default_timeout: seconds an entry lives when ``set`` gets no timeout.
     :param cache: the uWSGI cache name, ``"name"`` or ``"name@host:port"``; ``""``
         is the server's first (default) cache.
+    :param ignore_delete_many_errors: see :class:`~flask_caching.backends.BaseCache`.
     """
 
-    def __init__(self, default_timeout: Timeout = 300, cache: str = "") -> None:
-        super().__init__(default_timeout)
+    def __init__(
+        self,
+        default_timeout: Timeout = 300,
+        cache: str = "",
+        ignore_delete_many_errors: bool = False,
+    ) -> None:
+        BaseCache.__init__(
+            self, default_timeout, ignore_delete_many_errors=ignore_delete_many_errors
+        )
         self._uwsgi = _import_uwsgi()
         if not isinstance(cache, str):
             raise ConfigurationError(f"CACHE_UWSGI_NAME must be a str, got {cache!r}")
@@ -113,7 +131,7 @@ class UWSGICache(BaseCache):
                 )
         self.cache = cache
         #: turns values into bytes and back (``dumps``/``loads``); replaceable
-        self.serializer: Serializer = PickleSerializer()
+        self.serializer: t.Any = PickleSerializer()
 
     @classmethod
     def factory(
@@ -123,8 +141,11 @@ class UWSGICache(BaseCache):
         args: list[t.Any],
         kwargs: dict[str, t.Any],
     ) -> Self:
-        """Build from CACHE_DEFAULT_TIMEOUT and CACHE_UWSGI_NAME."""
+        """Build from CACHE_DEFAULT_TIMEOUT, CACHE_UWSGI_NAME, CACHE_IGNORE_ERRORS."""
         params = dict(kwargs)
+        params.setdefault(
+            "ignore_delete_many_errors", bool(config.get("CACHE_IGNORE_ERRORS"))
+        )
         if config.get("CACHE_DEFAULT_TIMEOUT") is not None:
             params["default_timeout"] = config["CACHE_DEFAULT_TIMEOUT"]
         if config.get("CACHE_UWSGI_NAME") is not None:
@@ -133,18 +154,26 @@ class UWSGICache(BaseCache):
 
     def _pack(self, value: t.Any, seconds: int) -> bytes:
         expires_at = time.time() + seconds if seconds else 0.0
-        return _EXPIRES.pack(expires_at) + self.serializer.dumps(value)
+        data: bytes = self.serializer.dumps(value)
+        return _EXPIRES.pack(expires_at) + data
 
     def _read(self, key: str) -> tuple[bool, t.Any]:
         """``(found, value)``; expired or unreadable entries are not found."""
         data = self._uwsgi.cache_get(key, self.cache)
-        if data is None or len(data) < _EXPIRES.size:
+        if data is None:
+            return False, None
+        if data[:1] == bytes([_PICKLE]):  # cachelib's format: no header
+            return self._loads(data)
+        if len(data) < _EXPIRES.size:
             return False, None
         (expires_at,) = _EXPIRES.unpack_from(data)
         if expires_at and expires_at <= time.time():
             return False, None
+        return self._loads(data[_EXPIRES.size :])
+
+    def _loads(self, data: bytes) -> tuple[bool, t.Any]:
         try:
-            return True, self.serializer.loads(data[_EXPIRES.size :])
+            return True, self.serializer.loads(data)
         except Exception:
             logger.debug(
                 "unreadable uWSGI cache value treated as a miss", exc_info=True
@@ -168,7 +197,11 @@ class UWSGICache(BaseCache):
     def has(self, key: str) -> bool:
         return self._read(key)[0]
 
-    def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
+    # returns False for a refused value (BaseCache's contract), where cachelib's
+    # signature says Literal[True] | None
+    def set(  # type: ignore[override]
+        self, key: str, value: t.Any, timeout: Timeout = None
+    ) -> bool:
         seconds = self._normalize_timeout(timeout)
         if seconds < 0:
             self.delete(key)
