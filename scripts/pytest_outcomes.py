@@ -25,9 +25,12 @@ def _record(nodeid: str, outcome: str, reason: str) -> None:
 
 
 def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
-    """The last line of the report's longrepr: the exception or the skip reason."""
+    """One line saying why: the skip reason, the exception, or the last line."""
     if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason)
         return str(report.longrepr[2])
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:  # a failure: the exception's message
+        return str(crash.message).strip().splitlines()[0][:200]
     lines = str(report.longrepr or "").strip().splitlines()
     return lines[-1].strip() if lines else ""
 
