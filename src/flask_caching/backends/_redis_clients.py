@@ -1,16 +1,15 @@
-"""Building redis-py clients from CACHE_* settings, and translating their errors.
+"""Building redis-py clients from CACHE_* settings and constructor arguments.
 
 Kept apart from ``rediscache.py`` so that module reads as the cache protocol only.
-Every configuration error names the setting it is about; every driver error becomes
-a :class:`~flask_caching.exceptions.BackendError`.
+Every configuration error names the setting it is about. Errors the server or the
+driver raise are never translated: callers catch redis-py's own exceptions.
 """
 
 from __future__ import annotations
 
-import functools
 import typing as t
 
-from ..exceptions import BackendError, ConfigurationError
+from ..exceptions import ConfigurationError
 
 if t.TYPE_CHECKING:
     from types import ModuleType
@@ -22,39 +21,14 @@ DEFAULT_SOCKET_CONNECT_TIMEOUT = 0.25
 #: Seconds to wait for a reply. Generous for multi-megabyte values on a LAN, short
 #: enough that a stalled server costs each request half a second, not a page timeout.
 DEFAULT_SOCKET_TIMEOUT = 0.5
+#: where RedisSentinelCache looks for sentinels when given none (as released does)
+DEFAULT_SENTINELS = [("127.0.0.1", 26379)]
+#: constructor parameters of the cache itself: never passed on to a redis client
+CACHE_PARAMETERS = frozenset(
+    {"default_timeout", "key_prefix", "ignore_delete_many_errors"}
+)
 _URL_SCHEMES = frozenset({"redis", "rediss", "unix"})
-
-
-class _HasDriverErrors(t.Protocol):
-    _driver_errors: tuple[type[Exception], ...]
-
-
-_P = t.ParamSpec("_P")
-_R = t.TypeVar("_R")
-_C = t.TypeVar("_C", bound="_HasDriverErrors")
-
-
-def translated(
-    method: t.Callable[t.Concatenate[_C, _P], _R],
-) -> t.Callable[t.Concatenate[_C, _P], _R]:
-    """Raise the driver's errors from *method* as BackendError, the original chained."""
-
-    @functools.wraps(method)
-    def wrapper(self: _C, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return method(self, *args, **kwargs)
-        except self._driver_errors as exc:
-            name = f"{type(self).__name__}.{method.__name__}()"
-            raise BackendError(f"{name} failed: {exc}") from exc
-
-    return wrapper
-
-
-def driver_errors() -> tuple[type[Exception], ...]:
-    """The redis-py exceptions that mean the server failed or refused a command."""
-    errors = import_redis().exceptions
-    # RedisClusterException is not a RedisError subclass.
-    return (errors.RedisError, errors.RedisClusterException)
+_SENTINEL_PREFIX = "sentinel_"
 
 
 def import_redis() -> ModuleType:
@@ -70,7 +44,11 @@ def import_redis() -> ModuleType:
 
 
 def client_options(options: t.Mapping[str, t.Any], setting: str) -> dict[str, t.Any]:
-    """Add the fail-fast defaults to redis client kwargs the user did not set."""
+    """Add the fail-fast defaults (short timeouts, no retries) the user did not set.
+
+    redis-py >= 6 retries three times with backoff by default; for a cache an outage
+    should cost milliseconds per call and let the caller decide.
+    """
     redis = import_redis()
     opts = dict(options)
     if opts.get("decode_responses"):
@@ -99,8 +77,8 @@ def _address(entry: t.Any, setting: str) -> tuple[str, int]:
     """Turn ``"host:port"`` or ``(host, port)`` into a ``(host, port)`` tuple."""
     if isinstance(entry, str):
         host, sep, port = entry.strip().rpartition(":")
-        if sep and host and port.isdigit():
-            return host.strip("[]"), int(port)
+        if sep and host and port.strip().isdigit():
+            return host.strip().strip("[]"), int(port)
     elif isinstance(entry, (tuple, list)) and len(entry) == 2:
         host, port = entry
         if isinstance(host, str) and host:
@@ -122,21 +100,90 @@ def addresses(value: t.Any, setting: str) -> list[tuple[str, int]]:
     return [_address(entry, setting) for entry in value]
 
 
+def split_options(
+    options: t.Mapping[str, t.Any],
+) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    """Split CACHE_OPTIONS into (cache parameters, redis client options)."""
+    cache = {k: v for k, v in options.items() if k in CACHE_PARAMETERS}
+    client = {k: v for k, v in options.items() if k not in CACHE_PARAMETERS}
+    return cache, client
+
+
 def client_from_url(
     url: t.Any, db: t.Any, password: str | None, options: t.Mapping[str, t.Any]
 ) -> t.Any:
-    """A client for CACHE_REDIS_URL in which the DB and password settings win."""
+    """A client for CACHE_REDIS_URL, as released Flask-Caching builds it.
+
+    A database in the URL wins, else CACHE_REDIS_DB (else 0): redis-py lets the URL
+    win over keyword arguments. CACHE_REDIS_PASSWORD fills in a URL without one.
+    """
     if not isinstance(url, str) or url.partition("://")[0] not in _URL_SCHEMES:
         raise ConfigurationError(
             "CACHE_REDIS_URL must start with redis://, rediss:// or unix://,"
             f" got {url!r}"
         )
     redis = import_redis()
-    client = redis.from_url(url, **client_options(options, "CACHE_OPTIONS"))
-    # redis-py lets the URL win over keyword arguments; the settings should win.
+    db = int_setting(db, "CACHE_REDIS_DB", 0)
+    client = redis.from_url(url, db=db, **client_options(options, "CACHE_OPTIONS"))
     pool_kwargs = client.connection_pool.connection_kwargs
-    if db is not None:
-        pool_kwargs["db"] = int_setting(db, "CACHE_REDIS_DB", 0)
     if password and not pool_kwargs.get("password"):
         pool_kwargs["password"] = password
     return client
+
+
+def sentinel_client(
+    sentinels: t.Any,
+    password: str | None,
+    db: t.Any,
+    sentinel_kwargs: t.Mapping[str, t.Any] | None,
+    kwargs: t.Mapping[str, t.Any],
+) -> t.Any:
+    """A ``redis.sentinel.Sentinel``; nothing is contacted until the first command.
+
+    As released Flask-Caching does, keyword arguments named ``sentinel_<option>``
+    configure the connections to the sentinels (``sentinel_password`` is their
+    ``password``); the others, the connections to the master and replicas.
+    """
+    found = addresses(sentinels or DEFAULT_SENTINELS, "CACHE_REDIS_SENTINELS")
+    to_sentinels = {
+        key[len(_SENTINEL_PREFIX) :]: value
+        for key, value in kwargs.items()
+        if key.startswith(_SENTINEL_PREFIX)
+    }
+    to_sentinels.update(sentinel_kwargs or {})
+    to_servers = {k: v for k, v in kwargs.items() if not k.startswith(_SENTINEL_PREFIX)}
+    return import_redis().sentinel.Sentinel(
+        found,
+        sentinel_kwargs=client_options(to_sentinels, "sentinel_kwargs"),
+        password=password,
+        db=int_setting(db, "CACHE_REDIS_DB", 0),
+        **client_options(to_servers, "CACHE_OPTIONS"),
+    )
+
+
+def cluster_client(
+    cluster: t.Any, password: str | None, url: str | None, kwargs: t.Mapping[str, t.Any]
+) -> t.Any:
+    """A ``redis.cluster.RedisCluster`` from CACHE_REDIS_URL or CACHE_REDIS_CLUSTER.
+
+    RedisCluster reads the slot map right away, so an unreachable cluster raises
+    redis-py's own error here; on Python 3.11+ a note names the setting.
+    """
+    cluster_mod = import_redis().cluster
+    options = client_options(kwargs, "CACHE_OPTIONS")
+    options.pop("retry_on_error")  # not a cluster option; ``retry`` covers it
+    setting = "CACHE_REDIS_URL" if url else "CACHE_REDIS_CLUSTER"
+    try:
+        if url:
+            return cluster_mod.RedisCluster.from_url(url, password=password, **options)
+        nodes = addresses(cluster, setting)
+        return cluster_mod.RedisCluster(
+            startup_nodes=[cluster_mod.ClusterNode(h, p) for h, p in nodes],
+            password=password,
+            **options,
+        )
+    except (cluster_mod.RedisClusterException, cluster_mod.RedisError) as exc:
+        add_note = getattr(exc, "add_note", None)
+        if add_note is not None:
+            add_note(f"RedisClusterCache could not reach {setting}={url or cluster!r}")
+        raise

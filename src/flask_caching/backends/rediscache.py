@@ -1,51 +1,52 @@
-"""Redis backends: a standalone server, Sentinel and Cluster, on one implementation.
+"""Redis backends on cachelib's ``RedisCache``: a standalone server, Sentinel, Cluster.
 
-:class:`RedisCache` speaks the cache protocol to any redis-py compatible client;
-:class:`RedisSentinelCache` and :class:`RedisClusterCache` only build different
-clients (Cluster also groups multi-key reads by hash slot).
+:class:`RedisCache` is a :class:`cachelib.RedisCache` and stores the same keys and
+bytes released Flask-Caching stores (see :mod:`._redis_serializer`), so old and new
+instances share one Redis. cachelib builds the client and keeps ``_read_client``,
+``_write_client`` and ``key_prefix`` where applications reach for them; ``has``,
+``delete``, ``inc`` and ``dec`` (INCRBY) are cachelib's. What is overridden, and why:
 
-Choices that hold for all three:
-
-- **Fail fast.** Unless ``CACHE_OPTIONS`` says otherwise, clients connect within
-  :data:`DEFAULT_SOCKET_CONNECT_TIMEOUT`, wait :data:`DEFAULT_SOCKET_TIMEOUT` for a
-  reply and never retry (redis-py >= 6 retries three times with backoff by default).
-  A cache outage then costs milliseconds per call; the caller decides what to do.
-  No ``health_check_interval`` PINGs either: redis-py already replaces a pooled
-  connection the server has closed before using it, without an extra round trip.
+- **Fail fast.** A client built from a host name connects within
+  :data:`DEFAULT_SOCKET_CONNECT_TIMEOUT`, waits :data:`DEFAULT_SOCKET_TIMEOUT` for a
+  reply and never retries, unless the options say otherwise.
 - **One round trip per call.** ``get_many`` is one MGET, ``set_many`` one pipeline,
-  ``delete_many`` one UNLINK, ``add`` one ``SET NX EX``; no separate EXPIRE.
-- **Values.** ``int`` values are stored as decimal digits so INCRBY (``inc``/``dec``)
-  works on them; everything else goes through ``self.serializer`` (``dumps``/``loads``,
-  swappable). Bytes that do not load are a miss, never an error.
+  ``delete_many`` one UNLINK, ``add`` one ``SET NX EX`` (cachelib: SETNX + EXPIRE,
+  and a DELETE then an EXISTS per key in ``delete_many``).
 - **Timeouts.** ``0`` never expires; a negative timeout means already expired, so
   ``set`` deletes the key and ``add`` stores nothing.
-- **Errors.** Driver exceptions (server down, timeout, a command refused) are raised
-  as :class:`~flask_caching.exceptions.BackendError`, the redis-py error chained as
-  its cause, as every backend does. Only unreadable stored bytes become a miss.
-- **clear()** deletes only ``key_prefix*`` keys (SCAN + UNLINK in batches) when a
-  prefix is set; without a prefix it flushes the whole database (FLUSHDB ASYNC).
+- **clear()** deletes only ``key_prefix*`` keys (SCAN + UNLINK in batches, where
+  cachelib uses KEYS) when a prefix is set; without one it flushes the database.
+- **Locks** for :mod:`flask_caching.locks`: SET NX PX, and a compare-and-delete in Lua.
+
+Errors are redis-py's own (``redis.exceptions.ConnectionError``, ...), raised as they
+come, so ``except`` clauses written for released Flask-Caching keep working.
+:class:`RedisSentinelCache` and :class:`RedisClusterCache` only build other clients.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import typing as t
 
-from ..exceptions import BackendError, ConfigurationError
-from ..serializers import PickleSerializer, Serializer
+from cachelib import RedisCache as _CachelibRedisCache
+
+from ..exceptions import ConfigurationError
 from ._redis_clients import (
     DEFAULT_SOCKET_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
-    addresses,
     client_from_url,
     client_options,
-    driver_errors,
-    import_redis,
+    cluster_client,
     int_setting,
-    translated,
+    sentinel_client,
+    split_options,
 )
-from .base import BaseCache, Timeout
+from ._redis_serializer import RedisSerializer, dump_value, load_value
+from .base import BaseCache, Timeout, normalize_timeout
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+    from typing_extensions import Self
 
 __all__ = [
     "DEFAULT_SOCKET_CONNECT_TIMEOUT",
@@ -53,30 +54,36 @@ __all__ = [
     "RedisCache",
     "RedisClusterCache",
     "RedisSentinelCache",
+    "RedisSerializer",
 ]
-
-logger = logging.getLogger("flask_caching")
 
 #: Keys per SCAN page and per UNLINK in :meth:`RedisCache.clear`.
 CLEAR_BATCH_SIZE = 1000
 
-_DIGIT_START = frozenset(b"-0123456789")
 _GLOB_SPECIALS = "\\*?[]"
 
+#: delete KEYS[1] only if it still holds ARGV[1] (the serialized owner token)
+_RELEASE_LOCK = """
+if redis.call("get", KEYS[1]) == ARGV[1] then
+    return redis.call("del", KEYS[1])
+end
+return 0
+"""
 
-class RedisCache(BaseCache):
+
+class RedisCache(BaseCache, _CachelibRedisCache):
     """Cache on a Redis server (or anything speaking its protocol).
 
-    :param host: a host name, or an existing redis-py client whose connection pool is
-        then shared (``port``, ``password``, ``db`` and ``**kwargs`` are ignored).
-    :param db: the database number; ``None`` means the URL's, else 0.
-    :param url: a ``redis://``, ``rediss://`` or ``unix://`` URL; wins over *host*.
-        An explicit *db* wins over the URL's; *password* fills in a URL without one.
+    :param host: a host name, or a redis-py client (then ``port``, ``password``,
+        ``db`` and ``**kwargs`` are not used, and the client is never closed here).
     :param key_prefix: a string, or a callable returning one, put before every key.
+    :param ignore_delete_many_errors: accepted as cachelib does; ``delete_many``
+        removes every key in one UNLINK, so there is never a failed key to report.
     :param kwargs: passed to :class:`redis.Redis` after the fail-fast defaults.
     """
 
     batched_get_many = True
+    serializer: t.Any = RedisSerializer()
 
     #: constructor parameter -> the setting :meth:`factory` reads it from
     factory_settings: t.ClassVar[dict[str, str]] = {
@@ -84,196 +91,183 @@ class RedisCache(BaseCache):
         "port": "CACHE_REDIS_PORT",
         "password": "CACHE_REDIS_PASSWORD",
         "db": "CACHE_REDIS_DB",
-        "url": "CACHE_REDIS_URL",
         "default_timeout": "CACHE_DEFAULT_TIMEOUT",
         "key_prefix": "CACHE_KEY_PREFIX",
+        "ignore_delete_many_errors": "CACHE_IGNORE_ERRORS",
     }
 
     def __init__(
         self,
         host: t.Any = "localhost",
-        port: int | str | None = 6379,
+        port: int | str = 6379,
         password: str | None = None,
-        db: int | str | None = None,
+        db: int | str = 0,
         default_timeout: Timeout = 300,
         key_prefix: str | t.Callable[[], str] | None = None,
-        url: str | None = None,
+        ignore_delete_many_errors: bool = False,
         **kwargs: t.Any,
     ) -> None:
-        owned = bool(url) or host is None or isinstance(host, str)
-        if url:
-            client = client_from_url(url, db, password, kwargs)
-        elif owned:
-            client = import_redis().Redis(
-                host=host or "localhost",
-                port=int_setting(port, "CACHE_REDIS_PORT", 6379),
-                password=password,
-                db=int_setting(db, "CACHE_REDIS_DB", 0),
-                **client_options(kwargs, "CACHE_OPTIONS"),
-            )
-        else:
-            client = host
-        self._attach(client, client, default_timeout, key_prefix, owned=owned)
-
-    def _attach(
-        self,
-        write_client: t.Any,
-        read_client: t.Any,
-        default_timeout: Timeout,
-        key_prefix: str | t.Callable[[], str] | None,
-        *,
-        owned: bool,
-    ) -> None:
-        """Finish construction once a subclass has built its clients."""
-        BaseCache.__init__(self, default_timeout)
-        # Clients are redis.Redis, RedisCluster or any API-compatible object.
-        self._write_client: t.Any = write_client
-        self._read_client: t.Any = read_client
+        owned = isinstance(host, str)
+        if owned:  # cachelib builds redis.Redis(host, port, password, db, **kwargs)
+            kwargs = client_options(kwargs, "CACHE_OPTIONS")
+            port = int_setting(port, "CACHE_REDIS_PORT", 6379)
+            db = int_setting(db, "CACHE_REDIS_DB", 0)
+        # cachelib builds the client (and refuses host=None with ValueError, as
+        # released does); ours then sets the timeout and the delete_many flag, which
+        # cachelib < 0.16 has no parameter for
+        _CachelibRedisCache.__init__(
+            self,
+            host=host,
+            port=t.cast(int, port),
+            password=password,
+            db=t.cast(int, db),
+            default_timeout=normalize_timeout(default_timeout, 300),
+            key_prefix=key_prefix,
+            **kwargs,
+        )
+        BaseCache.__init__(self, default_timeout, ignore_delete_many_errors)
         self._owns_clients = owned
-        self._driver_errors = driver_errors()
-        self.key_prefix = key_prefix or ""
-        self.serializer: Serializer = PickleSerializer()
+
+    @classmethod
+    def factory(
+        cls,
+        app: Flask,
+        config: t.Mapping[str, t.Any],
+        args: list[t.Any],
+        kwargs: dict[str, t.Any],
+    ) -> Self:
+        """Map CACHE_REDIS_* onto the constructor; CACHE_REDIS_URL wins over the host.
+
+        With a URL, CACHE_OPTIONS configure the client built from it. Subclasses
+        without a host setting (Sentinel, Cluster) map their settings directly.
+        """
+        url = config.get("CACHE_REDIS_URL")
+        if not url or "host" not in cls.factory_settings:
+            return super().factory(app, config, args, kwargs)
+        params, options = split_options(kwargs)
+        client = client_from_url(
+            url,
+            config.get("CACHE_REDIS_DB"),
+            config.get("CACHE_REDIS_PASSWORD"),
+            options,
+        )
+        for name in ("default_timeout", "key_prefix", "ignore_delete_many_errors"):
+            setting = cls.factory_settings[name]
+            if config.get(setting) is not None:
+                params[name] = config[setting]
+        backend: Self = t.cast(t.Any, cls)(*args, host=client, **params)
+        backend._owns_clients = True
+        return backend
 
     # --- helpers ---------------------------------------------------------------
 
-    def _prefix(self) -> str:
+    def _get_prefix(self) -> str:
+        """The key prefix now (it may be a callable); cachelib 0.9 lacks this."""
         prefix = self.key_prefix
-        return prefix if isinstance(prefix, str) else prefix()
+        return prefix if type(prefix) is str else t.cast(t.Callable[[], str], prefix)()
 
     def _dump(self, value: t.Any) -> bytes:
-        if type(value) is int:  # not bool: True must come back as True
-            return str(value).encode("ascii")
-        return self.serializer.dumps(value)
+        return dump_value(self.serializer, value)
 
     def _load(self, data: bytes | None) -> t.Any:
-        if data is None:
-            return None
-        try:
-            if data[:1] and data[0] in _DIGIT_START:
-                return int(data)
-            return self.serializer.loads(data)
-        except Exception as exc:  # corrupt or foreign data reads as a miss
-            logger.debug("Unreadable cache entry treated as a miss: %r", exc)
-            return None
+        return load_value(self.serializer, data)
 
-    @staticmethod
-    def _ex(timeout: int) -> int | None:
-        return timeout or None  # 0: no expiry
+    def _mget(self, names: list[str]) -> list[bytes | None]:
+        """One MGET of *names* (Cluster splits it by slot)."""
+        return list(self._read_client.mget(names))
+
+    def _remove(self, names: list[str]) -> t.Any:
+        """UNLINK *names* (freed in the background), DEL on clients without it."""
+        client = self._write_client
+        remove = getattr(client, "unlink", None)
+        if not callable(remove):
+            remove = client.delete
+        return remove(*names)
 
     # --- the cache protocol ----------------------------------------------------
 
-    # get and get_many translate errors inline rather than through @translated:
-    # they are the hot path of every hit, where one more call level shows.
-
-    def _get_one(self, key: str) -> t.Any:
-        prefix = self.key_prefix
-        name = (prefix if type(prefix) is str else self._prefix()) + key
-        try:
-            data = self._read_client.get(name)
-        except self._driver_errors as exc:
-            raise BackendError(f"{type(self).__name__}.get() failed: {exc}") from exc
-        return self._load(data)
-
-    get = _get_one
+    def get(self, key: str) -> t.Any:
+        return self._load(self._read_client.get(self._get_prefix() + key))
 
     def get_many(self, *keys: str) -> list[t.Any]:
-        if len(keys) == 1:
-            # one key (every view and fragment hit): GET, one command like MGET
-            # but ~15 us cheaper in redis-py, which parses MGET's reply as an array
-            return [self._get_one(keys[0])]
         if not keys:
             return []
-        prefix = self._prefix()
-        try:
-            raw = self._read_client.mget([prefix + key for key in keys])
-        except self._driver_errors as exc:
-            raise BackendError(
-                f"{type(self).__name__}.get_many() failed: {exc}"
-            ) from exc
-        return [self._load(data) for data in raw]
+        prefix = self._get_prefix()
+        load, serializer = load_value, self.serializer
+        return [
+            load(serializer, data) for data in self._mget([prefix + k for k in keys])
+        ]
 
-    def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
-        # errors translated inline, as in get: every miss ends here
+    def set(self, key: str, value: t.Any, timeout: Timeout = None) -> t.Any:
+        """SET with EX; returns the client's reply (True), as cachelib does."""
         seconds = self._normalize_timeout(timeout)
         if seconds < 0:  # already expired: nothing to keep
             self.delete(key)
             return True
-        name = self._prefix() + key
-        data = self._dump(value)  # a value that cannot be dumped is not our error
-        try:
-            return bool(self._write_client.set(name, data, ex=seconds or None))
-        except self._driver_errors as exc:
-            raise BackendError(f"{type(self).__name__}.set() failed: {exc}") from exc
+        name = self._get_prefix() + key
+        return self._write_client.set(name, self._dump(value), ex=seconds or None)
 
-    @translated
     def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
-        """Store *value* only if *key* is absent; an expired timeout adds nothing."""
+        """Store *value* only if *key* is absent, in one SET NX EX."""
         seconds = self._normalize_timeout(timeout)
         if seconds < 0:
             return False
-        name = self._prefix() + key
+        name = self._get_prefix() + key
         dump = self._dump(value)
-        return bool(self._write_client.set(name, dump, ex=self._ex(seconds), nx=True))
+        return bool(self._write_client.set(name, dump, ex=seconds or None, nx=True))
 
-    @translated
     def set_many(
         self, mapping: t.Mapping[str, t.Any], timeout: Timeout = None
     ) -> list[t.Any]:
+        """All the SETs in one pipeline (no MULTI, which twemproxy refuses)."""
         seconds = self._normalize_timeout(timeout)
         keys = list(mapping)
         if not keys:
             return []
-        prefix = self._prefix()
+        prefix = self._get_prefix()
         if seconds < 0:
-            self._write_client.unlink(*(prefix + key for key in keys))
+            self._remove([prefix + key for key in keys])
             return keys
         pipe = self._write_client.pipeline(transaction=False)
         for key, value in mapping.items():
-            pipe.set(prefix + key, self._dump(value), ex=self._ex(seconds))
+            pipe.set(prefix + key, self._dump(value), ex=seconds or None)
         results = pipe.execute()
         return [key for key, ok in zip(keys, results, strict=True) if ok]
 
-    @translated
-    def delete(self, key: str) -> bool:
-        return bool(self._write_client.unlink(self._prefix() + key))
-
-    @translated
     def delete_many(self, *keys: str) -> list[t.Any]:
         """Delete *keys* with one UNLINK; all of them are absent afterwards."""
         if not keys:
             return []
-        prefix = self._prefix()
-        self._write_client.unlink(*(prefix + key for key in keys))
+        prefix = self._get_prefix()
+        self._remove([prefix + key for key in keys])
         return list(keys)
 
-    @translated
-    def has(self, key: str) -> bool:
-        return bool(self._read_client.exists(self._prefix() + key))
+    def unlink(self, *keys: str) -> t.Any:
+        """Delete *keys* without blocking the server (UNLINK; DEL where unsupported).
 
-    @translated
-    def inc(self, key: str, delta: int = 1) -> int:
-        return int(self._write_client.incrby(self._prefix() + key, delta))
+        Returns the number of keys removed, as the server reports it.
+        """
+        if not keys:
+            return 0
+        prefix = self._get_prefix()
+        return self._remove([prefix + key for key in keys])
 
-    @translated
-    def dec(self, key: str, delta: int = 1) -> int:
-        return int(self._write_client.decrby(self._prefix() + key, delta))
-
-    @translated
     def clear(self) -> bool:
         """Delete this cache's keys: SCAN ``prefix*``, or FLUSHDB when unprefixed."""
-        prefix = self._prefix()
+        prefix = self._get_prefix()
+        client = self._write_client
         if not prefix:
-            self._write_client.flushdb(asynchronous=True)
+            client.flushdb(asynchronous=True)
             return True
         pattern = "".join("\\" + c if c in _GLOB_SPECIALS else c for c in prefix) + "*"
         batch: list[bytes] = []
-        for name in self._write_client.scan_iter(match=pattern, count=CLEAR_BATCH_SIZE):
+        for name in client.scan_iter(match=pattern, count=CLEAR_BATCH_SIZE):
             batch.append(name)
             if len(batch) >= CLEAR_BATCH_SIZE:
-                self._write_client.unlink(*batch)
+                client.unlink(*batch)
                 batch.clear()
         if batch:
-            self._write_client.unlink(*batch)
+            client.unlink(*batch)
         return True
 
     def close(self) -> None:
@@ -285,85 +279,76 @@ class RedisCache(BaseCache):
 
     # --- locks (flask_caching.locks) -------------------------------------------
 
-    @translated
     def acquire_lock(self, key: str, token: str, timeout: float) -> bool:
         """SET NX PX: the lease in milliseconds, not rounded up to whole seconds."""
-        name = self._prefix() + key
+        name = self._get_prefix() + key
         lease = max(1, math.ceil(timeout * 1000))
         dump = self._dump(token)
         return bool(self._write_client.set(name, dump, px=lease, nx=True))
 
-    @translated
     def release_lock(self, key: str, token: str) -> bool:
         """Compare the owner token and delete in one step (a Lua script), so a holder
         whose lease ran out never deletes the next holder's lock."""
-        name = self._prefix() + key
+        name = self._get_prefix() + key
         dump = self._dump(token)
         return bool(self._write_client.eval(_RELEASE_LOCK, 1, name, dump))
-
-
-#: delete KEYS[1] only if it still holds ARGV[1] (the serialized owner token)
-_RELEASE_LOCK = """
-if redis.call("get", KEYS[1]) == ARGV[1] then
-    return redis.call("del", KEYS[1])
-end
-return 0
-"""
 
 
 class RedisSentinelCache(RedisCache):
     """Cache on the master that Redis Sentinel announces, following failovers.
 
-    Writes always go to the master. Reads go to the master too, so a value is
-    readable right after it is written; ``read_from_replicas=True`` sends them to a
-    replica instead, trading that guarantee for load on the master.
+    Building it contacts nobody. Writes go to the master. Reads go to the master
+    too, so a value is readable right after it is written; ``read_from_replicas=True``
+    reads from a replica instead (released Flask-Caching always does), trading that
+    guarantee for load on the master.
 
-    :param sentinels: sentinel addresses, ``(host, port)`` tuples or ``"host:port"``.
-    :param master: the monitored master's name (``None``: "mymaster").
-    :param sentinel_kwargs: redis client kwargs for talking to the sentinels
-        (e.g. their password); fail-fast defaults are added.
+    :param sentinels: sentinel addresses, ``(host, port)`` tuples or ``"host:port"``;
+        ``127.0.0.1:26379`` when not given.
+    :param sentinel_kwargs: redis client options for the sentinel connections; so
+        are keyword arguments named ``sentinel_<option>`` (``sentinel_password``).
     """
 
     factory_settings: t.ClassVar[dict[str, str]] = {
         "sentinels": "CACHE_REDIS_SENTINELS",
         "master": "CACHE_REDIS_SENTINEL_MASTER",
         "password": "CACHE_REDIS_PASSWORD",
+        "sentinel_password": "CACHE_REDIS_SENTINEL_PASSWORD",
         "db": "CACHE_REDIS_DB",
         "default_timeout": "CACHE_DEFAULT_TIMEOUT",
         "key_prefix": "CACHE_KEY_PREFIX",
+        "ignore_delete_many_errors": "CACHE_IGNORE_ERRORS",
     }
 
     def __init__(
         self,
         sentinels: t.Any = None,
-        master: str | None = "mymaster",
+        master: str = "mymaster",
         password: str | None = None,
-        db: int | str | None = 0,
+        db: int | str = 0,
         default_timeout: Timeout = 300,
         key_prefix: str | t.Callable[[], str] | None = None,
+        ignore_delete_many_errors: bool = False,
         sentinel_kwargs: t.Mapping[str, t.Any] | None = None,
         read_from_replicas: bool = False,
         **kwargs: t.Any,
     ) -> None:
-        sentinel_addresses = addresses(sentinels, "CACHE_REDIS_SENTINELS")
         master = "mymaster" if master is None else master
         if not master or not isinstance(master, str):
             raise ConfigurationError(
                 "CACHE_REDIS_SENTINEL_MASTER must name the master the sentinels"
                 f" monitor, got {master!r}"
             )
-        redis = import_redis()
-        sentinel = redis.sentinel.Sentinel(
-            sentinel_addresses,
-            sentinel_kwargs=client_options(sentinel_kwargs or {}, "sentinel_kwargs"),
-            password=password,
-            db=int_setting(db, "CACHE_REDIS_DB", 0),
-            **client_options(kwargs, "CACHE_OPTIONS"),
-        )
+        sentinel = sentinel_client(sentinels, password, db, sentinel_kwargs, kwargs)
         writer = sentinel.master_for(master)
-        reader = sentinel.slave_for(master) if read_from_replicas else writer
+        super().__init__(
+            writer,
+            default_timeout=default_timeout,
+            key_prefix=key_prefix,
+            ignore_delete_many_errors=ignore_delete_many_errors,
+        )
+        self._read_client = sentinel.slave_for(master) if read_from_replicas else writer
         self._sentinel = sentinel
-        self._attach(writer, reader, default_timeout, key_prefix, owned=True)
+        self._owns_clients = True
 
     def close(self) -> None:
         """Disconnect from the master, replicas and the sentinels."""
@@ -379,51 +364,41 @@ class RedisClusterCache(RedisCache):
     so reading them together is a single MGET on a single node.
 
     :param cluster: startup nodes, ``"host1:port1,host2:port2"`` or a list of them.
+    :param redis_url: a ``redis://`` URL of one node, instead of *cluster*.
     :param kwargs: passed to :class:`redis.cluster.RedisCluster`.
     """
 
     factory_settings: t.ClassVar[dict[str, str]] = {
         "cluster": "CACHE_REDIS_CLUSTER",
+        "redis_url": "CACHE_REDIS_URL",
         "password": "CACHE_REDIS_PASSWORD",
         "default_timeout": "CACHE_DEFAULT_TIMEOUT",
         "key_prefix": "CACHE_KEY_PREFIX",
+        "ignore_delete_many_errors": "CACHE_IGNORE_ERRORS",
     }
 
     def __init__(
         self,
-        cluster: t.Any = None,
-        password: str | None = None,
+        cluster: t.Any = "",
+        password: str | None = "",
         default_timeout: Timeout = 300,
-        key_prefix: str | t.Callable[[], str] | None = None,
+        key_prefix: str | t.Callable[[], str] | None = "",
+        ignore_delete_many_errors: bool = False,
+        redis_url: str | None = None,
         **kwargs: t.Any,
     ) -> None:
-        nodes = addresses(cluster, "CACHE_REDIS_CLUSTER")
-        cluster_mod = import_redis().cluster
-        options = client_options(kwargs, "CACHE_OPTIONS")
-        options.pop("retry_on_error")  # not a cluster option; retry covers it
-        try:  # RedisCluster fetches the slot map right away
-            client = cluster_mod.RedisCluster(
-                startup_nodes=[cluster_mod.ClusterNode(h, p) for h, p in nodes],
-                password=password,
-                **options,
-            )
-        except (cluster_mod.RedisClusterException, cluster_mod.RedisError) as exc:
-            raise BackendError(
-                f"RedisClusterCache could not reach the cluster at CACHE_REDIS_CLUSTER"
-                f" {cluster!r}: {exc}"
-            ) from exc
-        self._attach(client, client, default_timeout, key_prefix, owned=True)
+        client = cluster_client(cluster, password or None, redis_url, kwargs)
+        super().__init__(
+            client,
+            default_timeout=default_timeout,
+            key_prefix=key_prefix,
+            ignore_delete_many_errors=ignore_delete_many_errors,
+        )
+        self._owns_clients = True
 
-    @translated
-    def get_many(self, *keys: str) -> list[t.Any]:
+    def _mget(self, names: list[str]) -> list[bytes | None]:
         """One MGET when all keys share a slot, else one MGET per slot, pipelined."""
-        if not keys:
-            return []
-        prefix = self._prefix()
-        names = [prefix + key for key in keys]
         client = self._read_client
         if len({client.keyslot(name) for name in names}) == 1:
-            raw = client.mget(names)
-        else:
-            raw = client.mget_nonatomic(names)
-        return [self._load(data) for data in raw]
+            return list(client.mget(names))
+        return list(client.mget_nonatomic(names))
