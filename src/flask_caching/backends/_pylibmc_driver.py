@@ -137,14 +137,27 @@ class PylibmcDriver(_TimeKeywordWrites):
 
     def get(self, key: str) -> Item | None:
         started = monotonic()
-        value: Item | None = self.raw.get(key)
+        try:
+            value: Item | None = self.raw.get(key)
+        except self._mod.Error as exc:
+            if _UNINFLATABLE not in str(exc):
+                raise
+            return None  # flagged zlib but not zlib: a miss, not a failure
         if value is None and monotonic() - started >= self._slow:
             raise NoReply(self._no_reply)
         return value
 
     def get_multi(self, keys: list[str]) -> dict[str, Item]:
         started = monotonic()
-        found: dict[str, Item] = self.raw.get_multi(keys)
+        try:
+            found: dict[str, Item] = self.raw.get_multi(keys)
+        except self._mod.Error as exc:
+            # one item flagged zlib that is not zlib fails the whole read: read the
+            # keys one by one, so only that one is a miss (rare: a forged item)
+            if _UNINFLATABLE not in str(exc):
+                raise
+            items = ((key, self.get(key)) for key in keys)
+            return {key: item for key, item in items if item is not None}
         if len(found) < len(keys) and monotonic() - started >= self._slow:
             raise NoReply(self._no_reply)
         return found
@@ -201,6 +214,8 @@ class PylibmcDriver(_TimeKeywordWrites):
         return _explain(exc)
 
 
+#: how pylibmc reports an item flagged zlib whose bytes do not inflate
+_UNINFLATABLE = "Failed to decompress value"
 #: how pylibmc reports that libmemcached could not start SASL authentication (40)
 _AUTH_NOT_STARTED = "FAILED TO SEND AUTHENTICATION"
 
