@@ -23,6 +23,7 @@ from .context import app_or_none
 from .exceptions import ConfigurationError
 from .jinja2ext import ENV_ATTR, CacheExtension
 from .memoize import delete_memoized, delete_memoized_verhash, make_memoize
+from .memoize_keys import VERSION_SUFFIX, CallArguments
 from .privacy import PrivateMode
 from .runtime import Runtime
 from .serializers import resolve_serializer
@@ -355,6 +356,18 @@ class Cache:
     def delete_memoized_verhash(self, f: t.Any, *args: t.Any) -> None:
         """Drop *f*'s version key: all its entries become misses."""
         delete_memoized_verhash(self._runtime(), f)
+
+    def _memvname(self, funcname: str) -> str:
+        """The version key of a memoize namespace (released Flask-Caching's name)."""
+        return funcname + VERSION_SUFFIX
+
+    def _memoize_kwargs_to_args(
+        self, f: Callable[..., t.Any], *args: t.Any, **kwargs: t.Any
+    ) -> tuple[tuple[t.Any, ...], t.Any]:
+        """A call's arguments as memoize keys see them (released Flask-Caching's
+        private helper, kept for code that calls it)."""
+        ignored = kwargs.pop("args_to_ignore", None) or ()
+        return CallArguments(f, ignored).normalise(args, kwargs)
 
     def delete_cached(
         self,

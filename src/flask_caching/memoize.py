@@ -286,7 +286,7 @@ def delete_memoized(rt: Runtime, f: t.Any, *args: t.Any, **kwargs: t.Any) -> Non
     if args or kwargs:
         if (
             instance is not None
-            and names.is_method
+            and names.arguments.first == "self"
             and not (args and args[0] is instance)
         ):
             args = (instance, *args)
