@@ -45,6 +45,8 @@ class Backend:
     #: the server's clock ticks whole seconds (memcached), so a 1 s timeout may end
     #: at once; expiry is tested with 2 s
     coarse_expiry: bool = False
+    #: the cachelib class the backend subclasses (issue 13: built on cachelib)
+    cachelib_class: str = "BaseCache"
 
 
 def backend_class(module: str, name: str) -> t.Any:
@@ -141,23 +143,45 @@ _redis = (pytest.mark.redis,)
 _memcached = (pytest.mark.memcached,)
 
 BACKENDS: dict[str, Backend] = {
-    "simple": Backend(make_simple),
-    "filesystem": Backend(make_filesystem),
-    "redis": Backend(make_redis, _redis, scoped_clear=True, atomic_inc=True),
-    "sentinel": Backend(make_sentinel, _redis, scoped_clear=True, atomic_inc=True),
-    "cluster": Backend(make_cluster, _redis, scoped_clear=True, atomic_inc=True),
+    "simple": Backend(make_simple, atomic_inc=True, cachelib_class="SimpleCache"),
+    "filesystem": Backend(
+        make_filesystem, atomic_inc=True, cachelib_class="FileSystemCache"
+    ),
+    "redis": Backend(
+        make_redis,
+        _redis,
+        scoped_clear=True,
+        atomic_inc=True,
+        cachelib_class="RedisCache",
+    ),
+    "sentinel": Backend(
+        make_sentinel,
+        _redis,
+        scoped_clear=True,
+        atomic_inc=True,
+        cachelib_class="RedisCache",
+    ),
+    "cluster": Backend(
+        make_cluster,
+        _redis,
+        scoped_clear=True,
+        atomic_inc=True,
+        cachelib_class="RedisCache",
+    ),
     # memcached clear() is flush_all (every prefix), as released Flask-Caching's
     "memcached-pylibmc": Backend(
         make_memcached_with("pylibmc"),
         _memcached,
         atomic_inc=True,
         coarse_expiry=True,
+        cachelib_class="MemcachedCache",
     ),
     "memcached-pymemcache": Backend(
         make_memcached_with("pymemcache"),
         _memcached,
         atomic_inc=True,
         coarse_expiry=True,
+        cachelib_class="MemcachedCache",
     ),
     # python-memcached keeps sockets per thread (its Client is a threading.local)
     # and leaves those of ended threads to the garbage collector
@@ -171,18 +195,21 @@ BACKENDS: dict[str, Backend] = {
         ),
         atomic_inc=True,
         coarse_expiry=True,
+        cachelib_class="MemcachedCache",
     ),
     "memcached-sasl": Backend(
         make_memcached_sasl_as("SASLMemcachedCache"),
         _memcached,
         atomic_inc=True,
         coarse_expiry=True,
+        cachelib_class="MemcachedCache",
     ),
     "memcached-spread": Backend(
         make_memcached_sasl_as("SpreadSASLMemcachedCache"),
         _memcached,
         atomic_inc=True,
         coarse_expiry=True,
+        cachelib_class="MemcachedCache",
     ),
 }
 
@@ -332,9 +359,18 @@ def test_set_many(cache: BaseCache) -> None:
 def test_delete_many(cache: BaseCache) -> None:
     cache.set_many({"x1": 1, "x2": 2, "x3": 3})
     deleted = cache.delete_many("x1", "x2", "never-set")
-    assert {"x1", "x2"} <= set(deleted)
+    assert set(deleted) == {"x1", "x2", "never-set"}  # absent afterwards: deleted
     assert cache.get_many("x1", "x2", "x3") == [None, None, 3]
     assert cache.delete_many() == []
+
+
+def test_is_built_on_cachelib(harness: Harness, cache: BaseCache) -> None:
+    import cachelib
+
+    assert isinstance(cache, getattr(cachelib, harness.spec.cachelib_class))
+    assert isinstance(cache, BaseCache)
+    # released Flask-Caching's default, not cachelib's (True)
+    assert cache.ignore_delete_many_errors is False
 
 
 def test_get_dict(cache: BaseCache) -> None:
@@ -435,3 +471,224 @@ def test_thread_safety_smoke(harness: Harness) -> None:
     assert not errors, errors[:3]
     if harness.spec.atomic_inc:
         assert cache.get("shared") == threads_n * rounds
+
+
+# --- SimpleCache: cachelib's class, layout, clock and signature ----------------------
+# (FileSystemCache's counterparts are in test_filesystem_shared.py)
+
+
+class FakeClock:
+    """Stands in for ``cachelib.simple.time``: whole seconds, moved by hand."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, now: float = 1_800_000_000):
+        import cachelib.simple
+
+        self.now = now
+        monkeypatch.setattr(cachelib.simple, "time", self)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_simple_keeps_cachelibs_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cachelib.serializers import SimpleSerializer
+
+    from flask_caching.backends.simplecache import SimpleCache
+
+    clock = FakeClock(monkeypatch)
+    cache = SimpleCache()
+    assert isinstance(cache.serializer, SimpleSerializer)
+    cache.set("a", {"x": 1}, timeout=60)
+    cache.set("b", "text", timeout=0)
+    cache.set("c", 3)
+    assert cache._cache == {
+        "a": (int(clock.now) + 60, SimpleSerializer().dumps({"x": 1})),
+        "b": (0, SimpleSerializer().dumps("text")),
+        "c": (int(clock.now) + 300, SimpleSerializer().dumps(3)),
+    }
+
+
+def test_simple_threshold_is_cachelibs_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flask_caching.backends.simplecache import SimpleCache
+
+    cache = SimpleCache(threshold=2)
+    for key in "abcd":
+        cache.set(key, key)
+    assert len(cache._cache) == 3  # pruned before an insert, when over the threshold
+    clock = FakeClock(monkeypatch)
+    cache = SimpleCache(threshold=3)
+    cache.set("short", 1, timeout=5)
+    cache.set("forever", 2, timeout=0)
+    cache.set("long", 3, timeout=500)
+    cache.set("longer", 4, timeout=900)
+    clock.now += 10
+    cache.set("new", 5, timeout=1000)  # the expired entry goes first
+    assert sorted(cache._cache) == ["forever", "long", "longer", "new"]
+    cache.set("newer", 6)  # then the one expiring soonest; never-expiring ones last
+    assert sorted(cache._cache) == ["forever", "longer", "new", "newer"]
+
+
+def test_simple_patched_cachelib_clock_moves_expiry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flask_caching.backends.simplecache import SimpleCache
+
+    clock = FakeClock(monkeypatch)
+    cache = SimpleCache(default_timeout=10)
+    cache.set("default", 1)
+    cache.set("forever", 2, timeout=0)
+    clock.now += 9.5
+    assert cache.get("default") == 1 and cache.has("default")
+    clock.now += 0.5
+    assert cache.get("default") is None and not cache.has("default")
+    assert cache.get_many("default", "forever") == [None, 2]
+    assert cache.add("default", 3) is True
+    assert cache.get("default") == 3
+
+
+def test_simple_patched_time_time_moves_expiry_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flask_caching.backends.simplecache import SimpleCache
+
+    cache = SimpleCache()
+    cache.set("k", "v", timeout=10)
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 11)
+    assert cache.get("k") is None
+
+
+def test_simple_constructor_takes_released_signature() -> None:
+    import inspect
+
+    from flask_caching.backends.simplecache import SimpleCache
+
+    params = inspect.signature(SimpleCache).parameters
+    assert [(p.name, p.default) for p in params.values()] == [
+        ("threshold", 500),
+        ("default_timeout", 300),
+        ("ignore_delete_many_errors", False),
+        ("ignore_errors", None),
+    ]
+    cache = SimpleCache(10, 20, True)
+    assert (cache._threshold, cache.default_timeout) == (10, 20)
+    assert cache.ignore_delete_many_errors is True
+    message = (
+        "'ignore_errors' is deprecated and will be removed in the next version."
+        " Use 'ignore_delete_many_errors' instead."
+    )
+    with pytest.warns(DeprecationWarning) as record:
+        cache = SimpleCache(ignore_errors=True)
+    assert [str(w.message) for w in record] == [message]
+    assert cache.ignore_delete_many_errors is True
+
+
+def test_delete_many_names_the_keys_left_unless_told_to_ignore() -> None:
+    from flask_caching.backends.simplecache import SimpleCache
+
+    class Stubborn(SimpleCache):
+        """Refuses to delete keys starting with 'keep'."""
+
+        def delete(self, key: str) -> bool:
+            return False if key.startswith("keep") else super().delete(key)
+
+    cache = Stubborn()
+    cache.set_many({"a": 1, "keep1": 2, "keep2": 3})
+    with pytest.raises(RuntimeError) as caught:
+        cache.delete_many("a", "keep1", "gone", "keep2")
+    assert str(caught.value) == "Failed to delete keys: ['keep1', 'keep2']"
+    assert cache.get_many("a", "keep1") == [None, 2]  # the others were deleted
+    lenient = Stubborn(ignore_delete_many_errors=True)
+    lenient.set_many({"a": 1, "keep": 2})
+    assert lenient.delete_many("a", "keep", "gone") == ["a", "gone"]
+
+
+def test_simple_uses_an_assigned_serializer_for_every_get_and_set() -> None:
+    from cachelib.serializers import JSONSerializer, SimpleSerializer
+
+    from flask_caching.backends.simplecache import SimpleCache
+
+    class Counting(SimpleSerializer):
+        def __init__(self) -> None:
+            self.dumped = self.loaded = 0
+
+        def dumps(self, value: t.Any, protocol: int = 5) -> bytes:
+            self.dumped += 1
+            return super().dumps(value, protocol) or b""
+
+        def loads(self, bvalue: bytes) -> t.Any:
+            self.loaded += 1
+            return super().loads(bvalue)
+
+    cache = SimpleCache()
+    counting = Counting()
+    cache.serializer = counting
+    cache.set("s", "hello")  # immutable values are serialized too
+    assert cache.get("s") == "hello" and cache.get_many("s") == ["hello"]
+    assert (counting.dumped, counting.loaded) == (1, 2)
+    cache.serializer = JSONSerializer()
+    cache.set("j", {"a": 1})
+    assert cache._cache["j"][1] == b'{"a": 1}'
+    assert cache.get("j") == {"a": 1}
+
+
+def test_simple_factory_reads_the_settings() -> None:
+    from flask import Flask
+
+    from flask_caching.backends.simplecache import SimpleCache
+
+    config = {
+        "CACHE_THRESHOLD": 12,
+        "CACHE_DEFAULT_TIMEOUT": 40,
+        "CACHE_IGNORE_ERRORS": True,
+    }
+    cache = SimpleCache.factory(Flask(__name__), config, [], {})
+    assert (cache._threshold, cache.default_timeout) == (12, 40)
+    assert cache.ignore_delete_many_errors is True
+    cache = SimpleCache.factory(Flask(__name__), config, [], {"threshold": 3})
+    assert cache._threshold == 3  # CACHE_OPTIONS win
+
+
+@pytest.mark.parametrize("name", ["simple", "filesystem"])
+def test_add_from_many_threads_has_one_winner(
+    request: pytest.FixtureRequest, name: str
+) -> None:
+    cache = BACKENDS[name].make(request, "", 300)
+    for round_ in range(10):
+        key = f"race-{round_}"
+        barrier = threading.Barrier(12)
+        wins: list[bool] = []
+
+        def racer(
+            n: int,
+            key: str = key,
+            barrier: threading.Barrier = barrier,
+            wins: list[bool] = wins,
+        ) -> None:
+            barrier.wait(timeout=10)
+            wins.append(cache.add(key, n))
+
+        workers = [threading.Thread(target=racer, args=(n,)) for n in range(12)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+        assert wins.count(True) == 1, (key, wins)
+
+
+@pytest.mark.parametrize("name", ["simple", "filesystem"])
+def test_inc_from_16_threads_loses_nothing(
+    request: pytest.FixtureRequest, name: str
+) -> None:
+    cache = BACKENDS[name].make(request, "", 300)
+
+    def bump() -> None:
+        for _ in range(40):
+            cache.inc("hits")
+
+    workers = [threading.Thread(target=bump) for _ in range(16)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert cache.get("hits") == 640
