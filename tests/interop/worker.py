@@ -87,14 +87,14 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+def _dotted(fn: t.Any) -> str:
+    """``module.qualname`` of a memoized callable: what memoize keys are made of."""
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
 def hello() -> dict[str, t.Any]:
     """What this side runs: the flask_caching it imported and the memoized names."""
-    names = {
-        "memo": f"{appmod.memo.__module__}.{appmod.memo.__qualname__}",
-        "balance": (
-            f"{appmod.Account.balance.__module__}.{appmod.Account.balance.__qualname__}"
-        ),
-    }
+    names = {"memo": _dotted(appmod.memo), "balance": _dotted(appmod.Account.balance)}
     return {
         "flask_caching": flask_caching.__file__,
         "version": importlib.metadata.version("Flask-Caching"),
