@@ -42,6 +42,7 @@ CHECKS = [
     "clear",
     "unknown_cache_name",
     "import_paths",
+    "built_on_cachelib",
     "through_the_extension",
 ]
 START_TIMEOUT = 20.0

@@ -128,6 +128,16 @@ def test_pickle_reads_and_writes_released_flask_caching_bytes() -> None:
     assert ours.loads(CachelibRedis().dumps(value)) == value
 
 
+def test_pickle_is_cachelibs_simple_serializer_with_its_bytes() -> None:
+    from cachelib.serializers import SimpleSerializer
+
+    ours = PickleSerializer()
+    assert isinstance(ours, SimpleSerializer)
+    for value in [*ENVELOPES, "text", 7, None, {"a": (1, b"x")}]:
+        assert ours.dumps(value) == SimpleSerializer().dumps(value)
+    assert ours.dumps("x", 2)[:2] == b"\x80\x02"  # cachelib's protocol argument
+
+
 def test_pickle_refuses_other_formats_and_garbage(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -568,3 +578,23 @@ def test_base_serializer_derives_the_stream_pair() -> None:
         BaseSerializer().dumps(1)
     with pytest.raises(NotImplementedError):
         BaseSerializer().loads(b"")
+
+
+def test_a_serializer_class_that_cannot_be_built_says_so() -> None:
+    class NeedsArguments:
+        def __init__(self, required: str) -> None:
+            self.required = required
+
+        def dumps(self, value: t.Any) -> bytes:
+            return b""
+
+        def loads(self, data: bytes) -> t.Any:
+            return None
+
+    with pytest.raises(ValueError) as caught:
+        resolve_serializer(NeedsArguments)
+    assert isinstance(caught.value, ConfigurationError)
+    assert str(caught.value).startswith(
+        f"Couldn't instantiate serializer: {NeedsArguments}!"
+    )
+    assert "pass an instance" in str(caught.value)

@@ -141,6 +141,21 @@ def import_paths(cache: UWSGICache) -> None:
 
 
 @check
+def built_on_cachelib(cache: UWSGICache) -> None:
+    import pickle
+
+    import cachelib
+    import uwsgi
+
+    assert isinstance(cache, cachelib.UWSGICache)
+    assert cache.ignore_delete_many_errors is False
+    # released Flask-Caching (cachelib) stores the bare pickle: ours reads it
+    uwsgi.cache_update("theirs", pickle.dumps({"a": 1}), 0, "mycache")
+    assert cache.get("theirs") == {"a": 1} and cache.has("theirs")
+    assert cache.delete_many("theirs", "never-set") == ["theirs", "never-set"]
+
+
+@check
 def through_the_extension(cache: UWSGICache) -> None:
     from flask_caching import Cache
 
