@@ -293,3 +293,31 @@ def test_the_default_serializer_unpickles_what_pylibmc_pickled(
     raw.set(cache._keys("pickled"), 1, forged_pickle(evidence))
     cache.get("pickled")
     assert evidence.exists()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_shares_a_cache_with_cachelib_on_pylibmc(
+    build: Callable[..., MemcachedCache],
+    memcached_server: MemcachedServer,
+    client: str,
+) -> None:
+    """Released Flask-Caching's MemcachedCache is cachelib's on pylibmc: each side
+    reads the other's entries, and deletes are seen by both."""
+    pytest.importorskip("pylibmc")
+    import cachelib
+
+    ours = build(client)
+    theirs = cachelib.MemcachedCache(
+        [memcached_server.address], key_prefix=ours.key_prefix
+    )
+    values = {name: value for name, value, *_ in TABLE}
+    assert theirs.set_many(values) == list(values)
+    got = ours.get_many(*values)
+    assert got == list(values.values())
+    assert [type(v) for v in got] == [type(v) for v in values.values()]
+    mine = {f"ours-{name}": value for name, value in values.items()}
+    assert ours.set_many(mine) == list(mine)
+    assert theirs.get_many(*mine) == list(values.values())  # pylibmc: a bool as 1/0
+    assert theirs.delete("ours-str") and ours.get("ours-str") is None
+    assert ours.delete("str") and theirs.get("str") is None
+    assert ours.inc("ours-int") == 43 and theirs.get("ours-int") == 43

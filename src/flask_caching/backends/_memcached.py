@@ -10,6 +10,23 @@ libraries look alike and their exceptions are translated in one place,
   :mod:`._memcached_codec` turns values into items and back.
 * :class:`Pool` hands each thread a driver of its own, or shares a bounded set.
 
+Failures are fast and loud. Connect and read timeouts default to 0.5 s
+(``connect_timeout``/``timeout``) and nothing retries. Every operation that talks
+to the server (``get``, ``get_many``, ``get_dict``, ``has``, ``set``, ``add``,
+``set_many``, ``delete``, ``delete_many``, ``inc``, ``dec``, ``clear``) raises
+:class:`~flask_caching.exceptions.BackendError` when the server fails or cannot be
+reached, with the driver's exception as its cause; the decorators catch it and run
+the function (fail open). A stored value that cannot be loaded is a miss; a value
+over ``maximum_value_length`` is not sent (``set`` returns ``False``).
+After a failure the next call tries the server again (pylibmc: the client is
+disconnected, which clears libmemcached's failure mark), so every call fails while
+the server is down and the first call after it is back succeeds.
+Library quirks: python-memcached reports most failures as misses. libmemcached
+reports a read *timeout* (a hung server) as a miss; a pylibmc read that misses
+after 90% of the timeout therefore raises. It also reads a connection the server
+has just closed (killed, restarted) as one miss before it raises, and with several
+servers ``get_many`` leaves out a dead server's keys instead of raising.
+
 Key mapping (:class:`KeyMapper`) lives in :mod:`._memcached_keys`, re-exported
 here. Patch its constants (``MEMO_SIZE``) there: the copies here are not read.
 """

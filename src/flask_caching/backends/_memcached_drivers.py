@@ -32,6 +32,7 @@ __all__ = [
     "PymemcacheDriver",
     "SaslPylibmcDriver",
     "build_driver_factory",
+    "cachelib_client_name",
     "ensure_sasl_plugin_path",
     "import_client",
 ]
@@ -191,6 +192,24 @@ class MemcacheDriver(_TimeKeywordWrites, PymemcacheDriver):
         return MemcacheDriver(self._make)
 
 
+#: cachelib's names (``memcache_client_lib``) of the client libraries we drive
+_CACHELIB_CLIENTS = ("pylibmc", "memcache")
+
+
+def cachelib_client_name(client: str | None, options: dict[str, t.Any]) -> str | None:
+    """CACHE_OPTIONS ``client``, else cachelib's ``memcache_client_lib`` (popped
+    from *options*)."""
+    lib = options.pop("memcache_client_lib", None)
+    if lib is None or client is not None:
+        return client
+    if lib not in _CACHELIB_CLIENTS:
+        raise ConfigurationError(
+            f"CACHE_OPTIONS memcache_client_lib={lib!r} is not supported; "
+            "use client='pylibmc', 'pymemcache' or 'memcache'"
+        )
+    return t.cast(str, lib)
+
+
 def import_client(name: str | None) -> tuple[str, t.Any]:
     """Import the client library *name*, or the first installed one if ``None``."""
     if name is not None and name not in CLIENT_NAMES:
@@ -240,35 +259,14 @@ def build_driver_factory(
     """
     name, module = import_client(client)
     if name == "pylibmc":
-        behaviors: dict[str, t.Any] = {
-            "tcp_nodelay": True,
-            "cas": True,
-            "connect_timeout": max(1, round(connect_timeout * 1000)),
-            "_poll_timeout": max(1, round(timeout * 1000)),
-            "send_timeout": max(1, round(timeout * 1_000_000)),
-            "receive_timeout": max(1, round(timeout * 1_000_000)),
-            # the shortest libmemcached allows; reset() clears the mark anyway
-            "retry_timeout": 1,
-        }
-        if len(servers) > 1:
-            behaviors["ketama"] = True
-        unknown = sorted(set(options) - set(module.all_behaviors))
-        if unknown:
-            raise ConfigurationError(
-                f"CACHE_OPTIONS {unknown} are not pylibmc behaviours; "
-                f"known ones: {', '.join(sorted(module.all_behaviors))}"
-            )
-        behaviors.update(options)
-        raw = item_client_class(module.Client)(
+        return name, _pylibmc_driver(
+            module,
             servers,
-            binary=binary,
-            username=username,
-            password=password,
-            behaviors=behaviors,
+            connect_timeout,
+            timeout,
+            credentials=(binary, username, password),
+            options=options,
         )
-        quiet = bool(behaviors.get("_noreply"))
-        kind = PylibmcDriver if username is None else SaslPylibmcDriver
-        return name, kind(module, raw, int(behaviors["_poll_timeout"]), quiet)
     if name == "pymemcache":
         kwargs = {
             "connect_timeout": connect_timeout,
@@ -288,3 +286,45 @@ def build_driver_factory(
     kwargs = {"socket_timeout": timeout, "dead_retry": 1, "cache_cas": True, **options}
     client_class = memcache_item_client(module.Client)
     return name, MemcacheDriver(lambda: client_class(servers, **kwargs))
+
+
+def _pylibmc_driver(
+    module: t.Any,
+    servers: list[str],
+    connect_timeout: float,
+    timeout: float,
+    *,
+    credentials: tuple[bool, str | None, str | None],
+    options: dict[str, t.Any],
+) -> PylibmcDriver:
+    """The pylibmc driver: short timeouts, no retry wait, *options* as behaviours."""
+    behaviors: dict[str, t.Any] = {
+        "tcp_nodelay": True,
+        "cas": True,
+        "connect_timeout": max(1, round(connect_timeout * 1000)),
+        "_poll_timeout": max(1, round(timeout * 1000)),
+        "send_timeout": max(1, round(timeout * 1_000_000)),
+        "receive_timeout": max(1, round(timeout * 1_000_000)),
+        # the shortest libmemcached allows; reset() clears the mark anyway
+        "retry_timeout": 1,
+    }
+    if len(servers) > 1:
+        behaviors["ketama"] = True
+    unknown = sorted(set(options) - set(module.all_behaviors))
+    if unknown:
+        raise ConfigurationError(
+            f"CACHE_OPTIONS {unknown} are not pylibmc behaviours; "
+            f"known ones: {', '.join(sorted(module.all_behaviors))}"
+        )
+    behaviors.update(options)
+    binary, username, password = credentials
+    raw = item_client_class(module.Client)(
+        servers,
+        binary=binary,
+        username=username,
+        password=password,
+        behaviors=behaviors,
+    )
+    quiet = bool(behaviors.get("_noreply"))
+    kind = PylibmcDriver if username is None else SaslPylibmcDriver
+    return kind(module, raw, int(behaviors["_poll_timeout"]), quiet)

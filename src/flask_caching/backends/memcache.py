@@ -4,31 +4,15 @@ How they behave, and why:
 
 * **Client library.** pylibmc if installed, else pymemcache, else python-memcached;
   ``CACHE_OPTIONS = {"client": "pymemcache"}`` forces one. SASL needs pylibmc.
-  ``get_many`` is one request with every library, and so are ``set_many`` and
-  ``delete_many``: pymemcache pipelines them; with pylibmc (libmemcached waits for
-  each write's reply) every key but the last is sent with ``_noreply`` and the last
-  one's reply shows the server read them all. A value over ``maximum_value_length``
-  is never sent, so the one refusal noreply would hide is a server whose ``-I`` is
-  below that setting (or one out of memory under ``-M``).
+  ``get_many``, ``set_many`` and ``delete_many`` are one request with every
+  library (pylibmc: all keys but the last go with ``_noreply``; see
+  :class:`._pylibmc_driver.PylibmcDriver` for what that cannot report).
 * **Threads.** Client objects are not thread-safe: each thread gets its own clone, or
   with ``pool_size`` a bounded pool is shared (``pool_blocking`` waits for a free one,
   otherwise a busy pool raises).
-* **Failures are fast and loud.** Connect and read timeouts default to 0.5 s
-  (``connect_timeout``/``timeout``) and nothing retries. Every operation that talks
-  to the server (``get``, ``get_many``, ``get_dict``, ``has``, ``set``, ``add``,
-  ``set_many``, ``delete``, ``delete_many``, ``inc``, ``dec``, ``clear``) raises
-  :class:`~flask_caching.exceptions.BackendError` when the server fails or cannot be
-  reached, with the driver's exception as its cause; the decorators catch it and run
-  the function (fail open). A stored value that cannot be loaded is a miss; a value
-  over ``maximum_value_length`` is not sent (``set`` returns ``False``).
-  After a failure the next call tries the server again (pylibmc: the client is
-  disconnected, which clears libmemcached's failure mark), so every call fails while
-  the server is down and the first call after it is back succeeds.
-  Library quirks: python-memcached reports most failures as misses. libmemcached
-  reports a read *timeout* (a hung server) as a miss; a pylibmc read that misses
-  after 90% of the timeout therefore raises. It also reads a connection the server
-  has just closed (killed, restarted) as one miss before it raises, and with several
-  servers ``get_many`` leaves out a dead server's keys instead of raising.
+* **Failures are fast and loud**: 0.5 s connect and read timeouts, no retries, and
+  :class:`~flask_caching.exceptions.BackendError` from every operation when the
+  server fails (the decorators then run the function); see :mod:`._memcached`.
 * **Keys** are ``prefix + key``, as released Flask-Caching stores them; a key
   memcached would refuse (over 250 bytes of UTF-8, spaces or control characters) is
   stored under ``prefix + "~h:" + sha256(key)`` instead of failing.
@@ -37,9 +21,9 @@ How they behave, and why:
   they are, the rest pickled): released Flask-Caching on pylibmc and ours share a
   cache. Bytes written by other programs (flags 0) come back as bytes. Under a
   serializer other than pickle (CACHE_SERIALIZER ``json``, ``pickle-signed``) the
-  serializer owns every item and no client library unpickles or inflates one.
-  See :mod:`._memcached_codec` for the table. A stored value that cannot be read
-  is a miss.
+  serializer owns every item and no client library unpickles one (pylibmc
+  still inflates a zlib item in C before we see it; it is then a miss). See
+  :mod:`._memcached_codec` for the table. An unreadable item is a miss.
 * **Timeouts.** ``0`` never expires; a negative timeout deletes the key; more than
   30 days is sent as a unix time, as memcached requires.
 * **clear()** flushes **every key on the server** (``flush_all``), whatever the
@@ -48,10 +32,7 @@ How they behave, and why:
   prefix-scoped clear cannot be made correct. Give apps that must not clear each
   other their own server.
 * **has()** is a ``get``: memcached has no cheaper existence test.
-* **SASL** (:class:`SASLMemcachedCache`): the pylibmc wheel's bundled libsasl2 looks
-  for its plugins in the wrong folder. Unless ``SASL_PATH`` is set, it is pointed at
-  the system's (``/usr/lib/<multiarch>/sasl2`` etc.; Debian: libsasl2-modules) before
-  pylibmc is first imported; see :func:`._pylibmc_driver.ensure_sasl_plugin_path`.
+* **SASL** (:class:`SASLMemcachedCache`) needs pylibmc; see :mod:`._memcached_sasl`.
 * **Forks**: a forked worker opens its own connections on first use.
 """
 
@@ -68,7 +49,7 @@ from ..serializers import PickleSerializer, Serializer
 from ._memcached import Driver, Item, Pool, check_positive, check_servers
 from ._memcached_atomic import AtomicOps
 from ._memcached_codec import MISS, codec_for
-from ._memcached_drivers import build_driver_factory
+from ._memcached_drivers import build_driver_factory, cachelib_client_name
 from ._memcached_keys import KeyMapper, Prefix
 from .base import BaseCache, Timeout, iteritems_wrapper
 
@@ -84,8 +65,6 @@ THIRTY_DAYS = 30 * 24 * 60 * 60
 DEFAULT_ITEM_SIZE = 1024 * 1024
 #: room left in each item for the key and memcached's item header
 ITEM_HEADROOM = 512
-#: cachelib's name for each client library we drive (``memcache_client_lib``)
-_CACHELIB_CLIENTS = {"pylibmc": "pylibmc", "memcache": "memcache"}
 
 
 class _CachelibBase(cachelib.MemcachedCache):
@@ -147,7 +126,7 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
             self, default_timeout, ignore_delete_many_errors=ignore_delete_many_errors
         )
         self.key_prefix = key_prefix
-        client = self._client_name(client, client_options)
+        client = cachelib_client_name(client, client_options)
         if pool_size is not None:
             check_positive("pool_size", pool_size, integer=True)
         check_positive("connect_timeout", connect_timeout)
@@ -166,19 +145,6 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
             self._servers, client, connect_timeout, timeout, client_options
         )
         self._pool = Pool(template, pool_size, bool(pool_blocking))
-
-    @staticmethod
-    def _client_name(client: str | None, options: dict[str, t.Any]) -> str | None:
-        """CACHE_OPTIONS ``client``, or cachelib's ``memcache_client_lib``."""
-        lib = options.pop("memcache_client_lib", None)
-        if lib is None or client is not None:
-            return client
-        if lib not in _CACHELIB_CLIENTS:
-            raise ConfigurationError(
-                f"CACHE_OPTIONS memcache_client_lib={lib!r} is not supported; "
-                "use client='pylibmc', 'pymemcache' or 'memcache'"
-            )
-        return _CACHELIB_CLIENTS[lib]
 
     @property
     def serializer(self) -> Serializer:

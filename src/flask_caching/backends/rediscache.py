@@ -18,8 +18,7 @@ instances share one Redis. cachelib builds the client and keeps ``_read_client``
   cachelib uses KEYS) when a prefix is set; without one it flushes the database.
 - **Locks** for :mod:`flask_caching.locks`: SET NX PX, and a compare-and-delete in Lua.
 
-Errors are redis-py's own (``redis.exceptions.ConnectionError``, ...), raised as they
-come, so ``except`` clauses written for released Flask-Caching keep working.
+Errors are redis-py's own, raised as they come, as released Flask-Caching raises them.
 :class:`RedisSentinelCache` and :class:`RedisClusterCache` only build other clients.
 """
 
@@ -113,8 +112,8 @@ class RedisCache(BaseCache, _CachelibRedisCache):
             port = int_setting(port, "CACHE_REDIS_PORT", 6379)
             db = int_setting(db, "CACHE_REDIS_DB", 0)
         # cachelib builds the client (and refuses host=None with ValueError, as
-        # released does); ours then sets the timeout and the delete_many flag, which
-        # cachelib < 0.16 has no parameter for
+        # released does) and sets the timeout; the delete_many flag is set here, as
+        # cachelib < 0.16 has no parameter for it
         _CachelibRedisCache.__init__(
             self,
             host=host,
@@ -125,7 +124,7 @@ class RedisCache(BaseCache, _CachelibRedisCache):
             key_prefix=key_prefix,
             **kwargs,
         )
-        BaseCache.__init__(self, default_timeout, ignore_delete_many_errors)
+        self.ignore_delete_many_errors = bool(ignore_delete_many_errors)
         self._owns_clients = owned
 
     @classmethod
@@ -243,10 +242,7 @@ class RedisCache(BaseCache, _CachelibRedisCache):
         return list(keys)
 
     def unlink(self, *keys: str) -> t.Any:
-        """Delete *keys* without blocking the server (UNLINK; DEL where unsupported).
-
-        Returns the number of keys removed, as the server reports it.
-        """
+        """Delete *keys* without blocking the server; the number removed."""
         if not keys:
             return 0
         prefix = self._get_prefix()
