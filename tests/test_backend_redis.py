@@ -666,12 +666,14 @@ def test_ints_are_digits_and_inc_dec_are_incrby(
 def test_cachelib_reads_ours_and_we_read_cachelibs(
     cache: RedisCache, client: redis.Redis
 ) -> None:
-    """A plain cachelib.RedisCache on the same prefix stands for released
-    Flask-Caching, which stores through it."""
-    theirs = cachelib.RedisCache(host=client, key_prefix=cache.key_prefix)
+    """cachelib's RedisCache and its serializer stand for released Flask-Caching,
+    which stores through them."""
+    p = str(cache.key_prefix)
+    theirs = cachelib.RedisCache(host=client, key_prefix=p)
+    their_bytes = cachelib.serializers.RedisSerializer().dumps
     for n, value in enumerate(VALUES + INTS):
         cache.set(f"ours{n}", value)
-        theirs.set(f"theirs{n}", value)
+        client.set(f"{p}theirs{n}", their_bytes(value))
         assert theirs.get(f"ours{n}") == value
         assert cache.get(f"theirs{n}") == value
 
@@ -883,6 +885,42 @@ def test_replaced_clients_are_used_by_every_method(
         cache.clear()
         assert writer.keys(p + "*") == [] and reader.exists(p + "k") == 1
         reader.delete(p + "k")
+
+
+def test_a_default_sentinel_cache_runs_on_replaced_clients(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """Released's own scenario: RedisSentinelCache() with no sentinel running, its
+    clients swapped for working ones."""
+    cache = RedisSentinelCache(key_prefix=prefix)
+    assert cache._read_client is cache._write_client  # reads go to the master
+    with redis_server.client() as live:
+        cache._write_client = cache._read_client = live
+        assert cache.set("k", ["v"]) is True
+        assert cache.get_many("k", "absent") == [["v"], None]
+        assert live.get(prefix + "k") == released_bytes(["v"])
+        cache.clear()
+        assert live.exists(prefix + "k") == 0
+
+
+def test_factory_reads_ignore_errors_and_cache_options_beside_a_url(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    settings = config(
+        CACHE_REDIS_URL=redis_server.url,
+        CACHE_IGNORE_ERRORS=True,
+        CACHE_KEY_PREFIX=prefix,
+    )
+    options = {"default_timeout": 77, "client_name": "fc-url-options"}
+    cache = RedisCache.factory(None, settings, [], options)  # type: ignore[arg-type]
+    assert cache.ignore_delete_many_errors is True
+    cache.set("k", 1)
+    with redis_server.client() as inspect:
+        assert 70 < inspect.ttl(prefix + "k") <= 77
+        names = [c["name"] for c in inspect.client_list()]
+    assert "fc-url-options" in names
+    cache.clear()
+    cache.close()
 
 
 def test_key_prefix_is_live_and_clients_take_app_commands(
