@@ -245,7 +245,9 @@ def test_released_flask_caching_and_ours_read_each_others_files(
     import cachelib
 
     ours = FileSystemCache(tmp_path)
-    theirs = cachelib.FileSystemCache(str(tmp_path))
+    # released Flask-Caching passes CACHE_FILE_HASH_METHOD (sha256): cachelib 0.9's
+    # own default is md5
+    theirs = cachelib.FileSystemCache(str(tmp_path), hash_method=hashlib.sha256)
     ours.set("ours", {"set": "by us"})
     theirs.set("theirs", ("set", b"by", "cachelib"), timeout=100)
     assert theirs.get("ours") == {"set": "by us"}
