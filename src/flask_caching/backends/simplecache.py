@@ -12,14 +12,16 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import pickle
 import threading
+import time
 import typing as t
 
 import cachelib.simple
 from cachelib import SimpleCache as _CachelibSimpleCache
 
 from ..serializers import PickleSerializer
-from .base import BaseCache, Timeout, cachelib_now, deprecated_ignore_errors
+from .base import _STDLIB_TIME, BaseCache, Timeout, deprecated_ignore_errors
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -31,7 +33,10 @@ logger = logging.getLogger("flask_caching")
 
 
 def _now() -> float:
-    return cachelib_now(cachelib.simple)  # a patched cachelib.simple.time moves expiry
+    # a patched cachelib.simple.time (or time.time) moves expiry
+    clock = cachelib.simple.time  # type: ignore[attr-defined]
+    now: float = time.time() if clock is _STDLIB_TIME else clock()
+    return now
 
 
 class SimpleCache(BaseCache, _CachelibSimpleCache):
@@ -138,6 +143,8 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
         if item is None or (item[0] and item[0] <= _now()):
             return None
         try:
+            if type(self.serializer) is PickleSerializer:  # the default: skip a call
+                return pickle.loads(item[1])
             return self.serializer.loads(item[1])
         except Exception:
             logger.debug("SimpleCache: unreadable entry, a miss", exc_info=True)
@@ -145,7 +152,10 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
 
     def get_many(self, *keys: str) -> list[t.Any]:
         cache = self._cache
-        loads = self.serializer.loads
+        serializer = self.serializer
+        loads = (
+            pickle.loads if type(serializer) is PickleSerializer else serializer.loads
+        )
         now = _now()
         values: list[t.Any] = []
         for key in keys:
