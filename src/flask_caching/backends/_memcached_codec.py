@@ -21,9 +21,10 @@ hands the backend an :class:`Item` (bytes, flags) and takes one back, and a
 * Under the default :class:`~flask_caching.serializers.PickleSerializer` the codec
   writes exactly the table above, so ours on any client shares a cache with released
   Flask-Caching on pylibmc, and reads every flag pylibmc or python-memcached writes.
-  Items with flags 0 are bytes written by someone else and come back as bytes; the
-  one exception is this project's earlier format (flags 0, a pickle starting
-  ``0x80``), read as the pickled value so an upgrade keeps its cache.
+  Items with flags 0 are bytes and come back as bytes, even when they look like a
+  pickle or a number (released Flask-Caching reads them so). Entries this project
+  wrote before (flags 0, pickled) therefore read as their bytes: clear the cache
+  when upgrading from it.
 * Under any other serializer (``json``, ``pickle-signed``, an object of yours) the
   serializer owns the bytes: a value is stored as its output with flags 0, an
   ``int`` as decimal with flags 4 (``incr`` and released Flask-Caching read it as
@@ -141,11 +142,6 @@ class PylibmcCodec:
             data, flags = inflated, flags & ~FLAG_ZLIB
         try:
             if flags == FLAG_BYTES:
-                if data[:1] == b"\x80":  # this project's earlier format
-                    try:
-                        return pickle.loads(data)
-                    except Exception:
-                        return data
                 return data
             if flags == FLAG_TEXT:
                 return data.decode("utf-8")
