@@ -6,7 +6,8 @@ by FileSystemCache). The extension builds it from ``CACHE_SERIALIZER`` with
 :func:`resolve_serializer` at ``init_app``. What someone able to write to the cache
 server can then do:
 
-- ``"pickle"`` (default), :class:`PickleSerializer`: run code in the app;
+- ``"pickle"`` (default), :class:`PickleSerializer` (a subclass of cachelib's
+  ``SimpleSerializer``, writing its bytes): run code in the app;
 - ``"json"``, :class:`JSONSerializer`: change cached data, never run code;
 - ``"pickle-signed"``, :class:`SignedPickleSerializer`: nothing, without the secret key.
 
