@@ -279,7 +279,9 @@ class CachedView:
         """Signals, then the value (an HTTPException is raised, as it was)."""
         if getattr(self.owner, "enable_signals", False):
             signal = cache_view_hit if hit else cache_view_miss
-            signal.send(cache=self.owner, cache_key=key, args=args, kwargs=kwargs)
+            signal.send(
+                self.owner, cache=self.owner, cache_key=key, args=args, kwargs=kwargs
+            )
         if isinstance(value, HTTPException):
             raise value
         if hit and self.opts.response_hit_indication and has_request_context():

@@ -95,9 +95,12 @@ def current_versions(
     if versions is None:
         return None
     if not all(type(v) is str for v in versions):
-        versions = [v if type(v) is str else new_version() for v in versions]
-        if not rt.write_many(dict(zip(version_keys, versions, strict=True)), 0):
+        made = rt.ensure_versions(
+            version_keys, versions, 0, len(version_keys), make=new_version
+        )
+        if made is None:
             return None
+        versions = list(made)
     rt.remember_versions(version_keys[-1], versions)
     if not read_value:
         return versions, None
@@ -215,7 +218,12 @@ def make_memoize(
         ) -> t.Any:
             if getattr(cache_owner, "enable_signals", False):
                 (cache_memoize_hit if hit else cache_memoize_miss).send(
-                    cache=cache_owner, cache_key=key, f=f, args=args, kwargs=kwargs
+                    cache_owner,
+                    cache=cache_owner,
+                    cache_key=key,
+                    f=f,
+                    args=args,
+                    kwargs=kwargs,
                 )
             return value
 

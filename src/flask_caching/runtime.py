@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import secrets
 import typing as t
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .backends.base import BaseCache
 from .resilience import (
@@ -237,36 +237,46 @@ class Runtime:
         found: Sequence[t.Any],
         instance_ttl: int = 0,
         lasting: int = 1,
-    ) -> tuple[int, ...] | None:
-        """The current version tokens, creating the missing ones (first writer wins).
+        make: Callable[[], t.Any] | None = None,
+    ) -> tuple[t.Any, ...] | None:
+        """The current version tokens, creating the missing ones (first writer wins,
+        with ``add``, so processes racing to create one agree on it).
 
-        The first *lasting* keys (a memoized function's own version key) never
-        expire; the others (per instance, per view URL) live *instance_ttl* seconds
-        (0: forever), so objects and URLs that come and go leave no keys behind. A
-        version key that expires only turns the entries written under it into misses.
-
-        Tokens are integers: Redis and memcached store those raw, outside the
-        serializer, so reading them costs no unpickling and no signature check.
+        The first *lasting* keys never expire; the others live *instance_ttl*
+        seconds (0: forever), so URLs that come and go leave no keys behind. A
+        version key that expires only turns the entries written under it into
+        misses. *make* makes a token (default: :func:`new_version`, an int); a
+        stored value of another type is replaced.
         """
+        make = make or new_version
+        kind = type(make())
         versions = []
-        breaker = self.writes
         for i, (vkey, token) in enumerate(zip(version_keys, found, strict=True)):
-            if type(token) is not int:
-                if not breaker.allow():
-                    return None
-                token = new_version()
-                try:
-                    ttl = instance_ttl if i >= lasting else 0
-                    if not self.owner.add(vkey, token, timeout=ttl):
-                        token = self.owner.get(vkey)
-                except Exception as exc:
-                    self.backend_failed(breaker, "version", vkey, exc)
-                    return None
-                breaker.success()
-                if type(token) is not int:
+            if type(token) is not kind:
+                ttl = instance_ttl if i >= lasting else 0
+                token = self._add_version(vkey, make(), ttl)
+                if token is None:
                     return None
             versions.append(token)
         return tuple(versions)
+
+    def _add_version(self, vkey: str, token: t.Any, ttl: int) -> t.Any:
+        """Create version key *vkey*, or read the one another caller created."""
+        breaker = self.writes
+        if not breaker.allow():
+            return None
+        try:
+            if not self.owner.add(vkey, token, timeout=ttl):
+                stored = self.owner.get(vkey)
+                if type(stored) is type(token):
+                    token = stored
+                else:  # a token of another kind (an older format): replace it
+                    self.owner.set(vkey, token, timeout=ttl)
+        except Exception as exc:
+            self.backend_failed(breaker, "version", vkey, exc)
+            return None
+        breaker.success()
+        return token
 
 
 def new_version() -> int:
