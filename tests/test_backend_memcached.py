@@ -1,9 +1,9 @@
 """The memcached backends against real servers (fixtures from ``conftest.py``).
 
 What the contract suite does not cover: settings, each client library, pools under
-threads, key mapping, values and serializers, round trips counted on the wire, SASL
-credentials, spread values, fast failure and recovery, and how ``clear`` finds a
-prefix's keys (or flushes the whole server when it cannot).
+threads, key mapping, round trips counted on the wire, SASL credentials, spread
+values, fast failure and recovery, and ``clear`` flushing every prefix. The stored
+items themselves (flags and bytes) are in ``test_backend_memcached_items.py``.
 """
 
 from __future__ import annotations
@@ -850,7 +850,7 @@ def test_spread_chunks_and_requests(
     calls: list[list[str]] = []
     real = PylibmcDriver.get_multi
 
-    def counted(driver: PylibmcDriver, keys: list[str]) -> dict[str, bytes]:
+    def counted(driver: PylibmcDriver, keys: list[str]) -> dict[str, Item]:
         calls.append(keys)
         return real(driver, keys)
 
