@@ -894,3 +894,23 @@ def test_spread_add_and_delete_leave_no_chunks(
     assert spread.get("k") == big
     assert spread.delete("k") is True and spread.delete("k") is False
     assert server_keys(memcached_server.port, spread._keys.prefix) == set()
+
+
+def test_released_constructor_arguments(memcached_server: MemcachedServer) -> None:
+    """Positional arguments in released Flask-Caching's order, and its pylibmc
+    ``behaviors`` dict in CACHE_OPTIONS."""
+    pytest.importorskip("pylibmc")
+    cache = MemcachedCache([memcached_server.address], 60, "r_", 2, False, True)
+    try:
+        assert cache.default_timeout == 60 and cache.key_prefix == "r_"
+        assert cache._pool.size == 2 and cache._pool.blocking is False
+        assert cache.ignore_delete_many_errors is True
+    finally:
+        cache.close()
+    tuned = MemcachedCache(
+        [memcached_server.address], client="pylibmc", behaviors={"ketama": True}
+    )
+    try:
+        assert tuned._client.behaviors["ketama"] and tuned.set("k", 1)
+    finally:
+        tuned.close()

@@ -310,6 +310,8 @@ def _pylibmc_driver(
     }
     if len(servers) > 1:
         behaviors["ketama"] = True
+    # released Flask-Caching hands CACHE_OPTIONS to pylibmc.Client: behaviors={...}
+    options = {**(options.pop("behaviors", None) or {}), **options}
     unknown = sorted(set(options) - set(module.all_behaviors))
     if unknown:
         raise ConfigurationError(

@@ -42,6 +42,9 @@ class SASLMemcachedCache(MemcachedCache):
         key_prefix: Prefix | None = None,
         username: str | None = None,
         password: str | None = None,
+        pool_size: int | None = None,
+        pool_blocking: bool = True,
+        ignore_delete_many_errors: bool = False,
         **options: t.Any,
     ) -> None:
         if options.get("client", "pylibmc") != "pylibmc":
@@ -50,7 +53,15 @@ class SASLMemcachedCache(MemcachedCache):
             )
         options.pop("client", None)
         self._credentials = (username, password)
-        super().__init__(servers, default_timeout, key_prefix, **options)
+        super().__init__(
+            servers,
+            default_timeout,
+            key_prefix,
+            pool_size,
+            pool_blocking,
+            ignore_delete_many_errors,
+            **options,
+        )
 
     def _make_driver(
         self,

@@ -83,13 +83,13 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
     :param default_timeout: seconds an entry lives when ``set`` gets no timeout.
     :param key_prefix: prepended to every key (no spaces or control characters).
         May be a callable returning the prefix.
+    :param pool_size: share at most this many clients between threads; ``None``
+        gives each thread its own.
+    :param pool_blocking: when the pool is exhausted, wait (``True``) or raise.
     :param ignore_delete_many_errors: accepted for compatibility; ``delete_many``
         is one request that either deletes every key or raises.
     :param client: ``"pylibmc"``, ``"pymemcache"`` or ``"memcache"``; ``None`` picks
         the first one installed (cachelib's ``memcache_client_lib`` also works).
-    :param pool_size: share at most this many clients between threads; ``None``
-        gives each thread its own.
-    :param pool_blocking: when the pool is exhausted, wait (``True``) or raise.
     :param connect_timeout: seconds to wait for a connection.
     :param timeout: seconds to wait for a reply.
     :param maximum_value_length: the server's item size limit (``memcached -I``);
@@ -111,11 +111,11 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
         servers: Sequence[str] | None = None,
         default_timeout: Timeout = 300,
         key_prefix: Prefix | None = None,
+        pool_size: int | None = None,
+        pool_blocking: bool = True,
         ignore_delete_many_errors: bool = False,
         *,
         client: str | None = None,
-        pool_size: int | None = None,
-        pool_blocking: bool = True,
         connect_timeout: float = 0.5,
         timeout: float = 0.5,
         maximum_value_length: int = DEFAULT_ITEM_SIZE,
