@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from importlib.metadata import version
 
-from flask import Flask
+from flask import Flask, session
 
 from flask_caching import Cache
 
@@ -64,6 +64,24 @@ def test_memoized_function_hits_for_equal_arguments() -> None:
         cache.delete_memoized(square, 4)
         assert square(4) == 16
         assert calls == [4, 5, 4]
+
+
+def test_a_view_reading_the_session_is_not_stored() -> None:
+    """The session check reads Flask's request context, whose API moved in Flask 2.2."""
+    app, cache = make_app()
+    app.secret_key = "test-only"
+    calls = []
+
+    @app.route("/me")
+    @cache.cached(timeout=60)
+    def me() -> str:
+        calls.append(1)
+        return f"hello {session.get('user', 'guest')}"
+
+    client = app.test_client()
+    assert client.get("/me").get_data(as_text=True) == "hello guest"
+    assert client.get("/me").get_data(as_text=True) == "hello guest"
+    assert len(calls) == 2
 
 
 def _release(text: str) -> tuple[int, ...]:
