@@ -8,7 +8,6 @@ prepared once in ``init_app``.
 
 from __future__ import annotations
 
-import inspect
 import typing as t
 import warnings
 from collections.abc import Callable, Mapping
@@ -16,7 +15,7 @@ from collections.abc import Callable, Mapping
 from flask import Flask
 
 from . import settings as settings_mod
-from .backends import BUILTIN, load_builtin
+from .backend_setup import apply_serializer, build_backend, resolve_cache_serializer
 from .backends.base import BaseCache
 from .cached import DELETE_ATTR, CachedFunction, make_cached
 from .context import app_or_none
@@ -26,85 +25,11 @@ from .memoize import delete_memoized, delete_memoized_verhash, make_memoize
 from .memoize_keys import VERSION_SUFFIX, CallArguments
 from .privacy import PrivateMode
 from .runtime import Runtime
-from .serializers import resolve_serializer
 
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
 
 _RUNTIMES = "flask_caching"
-
-
-def _build_backend(app: Flask, conf: settings_mod.Settings) -> t.Any:
-    """Instantiate the backend CACHE_TYPE names, the way the guide describes."""
-    raw = conf.raw
-    args = list(raw["CACHE_ARGS"])
-    options = dict(raw["CACHE_OPTIONS"])
-    spec = raw["CACHE_TYPE"]
-    if isinstance(spec, str) and spec in BUILTIN:
-        factory: t.Any = load_builtin(spec)
-    elif isinstance(spec, str):
-        factory = settings_mod.import_string(spec, "CACHE_TYPE")
-    else:
-        factory = spec  # a class or callable given directly
-    if not callable(factory):
-        raise ConfigurationError(f"CACHE_TYPE={spec!r} is not a class or a callable")
-    if isinstance(factory, type) and issubclass(factory, BaseCache):
-        if _positional_count(factory.factory) == 3:
-            # the guide's older example: factory(cls, app, args, kwargs)
-            return factory.factory(app, args, options)  # type: ignore[call-arg]
-        return factory.factory(app, raw, args, options)
-    if isinstance(factory, type) and factory.__module__.split(".")[0] == "cachelib":
-        options.setdefault("default_timeout", raw["CACHE_DEFAULT_TIMEOUT"])
-        return factory(*args, **options)
-    return factory(app, raw, args, options)
-
-
-def _secret_keys(raw: Mapping[str, t.Any]) -> list[t.Any]:
-    """CACHE_SECRET_KEY (one key or a list, first signs), else SECRET_KEY + fallbacks."""
-    own = raw.get("CACHE_SECRET_KEY")
-    if own:
-        return list(own) if isinstance(own, (list, tuple)) else [own]
-    keys = [raw.get("SECRET_KEY")]
-    keys.extend(raw.get("SECRET_KEY_FALLBACKS") or ())
-    return [k for k in keys if k]
-
-
-def _resolve_serializer(raw: Mapping[str, t.Any]) -> t.Any:
-    """The serializer CACHE_SERIALIZER names, or None to keep the backend's own."""
-    setting = raw["CACHE_SERIALIZER"]
-    if setting is None or setting == "pickle":
-        return None
-    return resolve_serializer(
-        setting,
-        secret_keys=_secret_keys(raw),
-        algorithm=raw["CACHE_SERIALIZER_ALGORITHM"],
-    )
-
-
-def _apply_serializer(backend: t.Any, serializer: t.Any) -> None:
-    """Give the backend *serializer*; one without a ``serializer`` only warns."""
-    if serializer is None:
-        return
-    if not hasattr(backend, "serializer"):
-        warnings.warn(
-            f"CACHE_SERIALIZER is set but {type(backend).__name__} does not use a "
-            "serializer.",
-            UserWarning,
-            stacklevel=3,
-        )
-        return
-    backend.serializer = serializer
-
-
-def _positional_count(func: Callable[..., t.Any]) -> int:
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return -1
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
-        return -1
-    return sum(1 for p in params if p.kind in kinds)
 
 
 class Cache:
@@ -146,13 +71,15 @@ class Cache:
                 UserWarning,
                 stacklevel=2,
             )
-        serializer = _resolve_serializer(conf.raw)  # bad ones fail before the backend
-        backend = _build_backend(app, conf)
+        serializer = resolve_cache_serializer(
+            conf.raw
+        )  # bad ones fail before the backend
+        backend = build_backend(app, conf)
         if backend is None:
             raise ConfigurationError(
                 f"CACHE_TYPE={conf.raw['CACHE_TYPE']!r}: its factory returned None"
             )
-        _apply_serializer(backend, serializer)
+        apply_serializer(backend, serializer)
         self.source_check = conf.source_check
         self.enable_signals = conf.enable_signals
         self.hash_method = conf.hash_method

@@ -14,10 +14,9 @@ The caching logic, locks and staleness included, is therefore written once, and
 :func:`.flow.drive_sync` / :func:`.flow.drive_async` only run functions and waits;
 the decorators' option checks are in :mod:`.options`.
 
-A hit costs one ``get_many`` of the value key and its version keys, whatever the
-lock options: locking only begins on a miss (see :mod:`.locks`). A miss with
-``lock`` enabled costs, beyond the plain miss, taking the lock, the re-read that
-catches a value stored while the lock was being taken, and the release.
+A hit costs one read of the keys of its :class:`.entry.Layout`, whatever the lock
+options: locking only begins on a miss (see :mod:`.locks`). A locked miss adds
+taking the lock, a re-read (a value stored meanwhile) and the release.
 
 With ``stale_while_revalidate``, entries live in the backend for timeout + window;
 their meta key's ``fresh_until`` says when they turn stale (see :mod:`.entry`). A caller that finds a
