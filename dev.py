@@ -114,20 +114,22 @@ def test(pytest_args: list[str]) -> None:
     if pytest_args:
         sys.exit(run(BIN / "pytest", *pytest_args, check=False))
     # the full run also measures branch coverage and holds pyproject's fail_under
-    failed = {
+    codes = {
         "suite": run(
             BIN / "pytest", "--cov", "--cov-report=term:skip-covered", check=False
         ),
         "compat": compat([]),
         "oldest": oldest([]),
     }
-    failed = {name: code for name, code in failed.items() if code}
+    failed = [name for name, code in codes.items() if code]
     if failed:
-        sys.exit(f"failed: {', '.join(failed)}")
-    print("dev.py test: suite, conformance and oldest stack all passed")
+        sys.exit(f"dev.py test: failed: {', '.join(failed)}")
 
 
-COMMANDS = "demo | test [pytest args] | compat [--report|--update-list] [pytest args] | oldest [pytest args]"
+COMMANDS = (
+    "demo | test [pytest args] | oldest [pytest args]"
+    " | compat [--report | --update-list] [pytest args]"
+)
 
 if __name__ == "__main__":
     command, rest = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])

@@ -193,10 +193,12 @@ def main(argv: list[str]) -> int:
     pytest_args = [a for a in argv if a not in ("--report", "--update-list")]
     version, sha256 = read_pin()
     expected = read_expected()
-    suite = unpack(fetch_sdist(version, sha256), version)
+    sdist = fetch_sdist(version, sha256)
     try:
+        # servers first: a second run at the same time stops at the taken port
+        # before it replaces the unpacked suite under the first one
         with upstream_servers(CACHE / "servers"):
-            outcomes = run_suite(suite, pytest_args)
+            outcomes = run_suite(unpack(sdist, version), pytest_args)
     except ServerError as exc:
         sys.exit(f"conformance: {exc}")
     summarize(outcomes, version)
