@@ -75,7 +75,8 @@ class RedisCache(BaseCache, _CachelibRedisCache):
 
     :param host: a host name, or a redis-py client (then ``port``, ``password``,
         ``db`` and ``**kwargs`` are not used, and the client is never closed here).
-    :param key_prefix: a string, or a callable returning one, put before every key.
+    :param key_prefix: a string, or a callable returning one (cachelib >= 0.10: on
+        0.9, cachelib's ``has``/``delete``/``inc``/``dec`` take strings only).
     :param ignore_delete_many_errors: accepted as cachelib does; ``delete_many``
         removes every key in one UNLINK, so there is never a failed key to report.
     :param kwargs: passed to :class:`redis.Redis` after the fail-fast defaults.
@@ -161,7 +162,7 @@ class RedisCache(BaseCache, _CachelibRedisCache):
     # --- helpers ---------------------------------------------------------------
 
     def _get_prefix(self) -> str:
-        """The key prefix now (it may be a callable); cachelib 0.9 lacks this."""
+        """The key prefix now (it may be a callable); cachelib 0.9 has no such method."""
         prefix = self.key_prefix
         return prefix if type(prefix) is str else t.cast(t.Callable[[], str], prefix)()
 
