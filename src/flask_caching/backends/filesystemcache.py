@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 import typing as t
 
 import cachelib.file
@@ -44,6 +45,9 @@ if t.TYPE_CHECKING:
 __all__ = ["FileSystemCache"]
 
 logger = logging.getLogger("flask_caching")
+
+#: a write failure is logged as a warning at most this often (others at DEBUG)
+WARN_EVERY_SECONDS = 60.0
 
 
 def _now() -> float:
@@ -107,6 +111,8 @@ class FileSystemCache(BaseCache, _CachelibFileSystemCache):
         self._pruner = Pruner(self)
         #: the error of the last failed write while writes keep failing, else None
         self._write_error: str | None = None
+        #: when the last write failure was logged as a warning (time.monotonic)
+        self._warned_at = -WARN_EVERY_SECONDS
         self._ensure_dir()
 
     @classmethod
@@ -224,7 +230,6 @@ class FileSystemCache(BaseCache, _CachelibFileSystemCache):
             return False
         finally:
             files.unlink(tmp)
-        self._write_worked()
         return added
 
     def _write(self, key: str, value: t.Any, timeout: Timeout, only_new: bool) -> bool:
@@ -240,14 +245,22 @@ class FileSystemCache(BaseCache, _CachelibFileSystemCache):
         if data is None:  # cachelib's serializers return None when pickling fails
             return False
         self._pruner.before_write()
-        return self._put(path, files.pack(expires, data), only_new)
+        if not self._put(path, files.pack(expires, data), only_new):
+            return False
+        # only entry writes count: the tiny count file may fit where entries do not
+        self._write_worked()
+        return True
 
     def _write_failed(self, path: str, exc: OSError) -> None:
-        # A full disk fails every write: warn when writes start failing, not per write.
-        first = self._write_error is None
+        # A full disk fails every big write while small ones may still fit: warn
+        # when writes start failing and then at most once a minute, not per write.
+        now = time.monotonic()
+        loud = now - self._warned_at >= WARN_EVERY_SECONDS
+        if loud:
+            self._warned_at = now
         self._write_error = f"{type(exc).__name__}: {exc}"
         logger.log(
-            logging.WARNING if first else logging.DEBUG,
+            logging.WARNING if loud else logging.DEBUG,
             "FileSystemCache: cannot write %s (%s); values are not cached until"
             " writes work again (free disk space or fix the directory's permissions)",
             path,
