@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from .cached_response import CachedResponse
+from .context import request_method
 from .entry import MISS, Layout
 from .flow import Flow, Outcome
 from .keys import digest
@@ -51,6 +52,9 @@ HIT_HEADER = "hit_cache"
 
 #: attribute on a ``@cached`` function: the key ``delete_cached`` deletes
 DELETE_ATTR = "_flask_caching_delete_key"
+
+#: the request methods whose responses may be read from and stored in the cache
+SAFE_METHODS = frozenset(("GET", "HEAD"))
 
 #: version keys of ``vary`` views: one per path and query, so they expire
 VARY_VERSION_PREFIX = "fc-vary-ver:"
@@ -146,6 +150,12 @@ class CachedView:
         self.keys = ViewKeys(
             f, opts.key_prefix, opts.query_string, opts.source_check, opts.hash_method
         )
+        #: the key comes from the request's path or query, so only GET and HEAD
+        #: requests may read or fill it (an explicit make_cache_key decides itself)
+        self.by_request = opts.make_cache_key is None and (
+            opts.query_string
+            or (isinstance(opts.key_prefix, str) and "%s" in opts.key_prefix)
+        )
         self.guard = Guard(
             getattr(f, "__qualname__", repr(f)),
             lambda: get_runtime().settings.private_responses,
@@ -219,6 +229,11 @@ class CachedView:
         """None to bypass the cache; else the hit's value or the miss's flow."""
         opts = self.opts
         if opts.skip is not None and opts.skip(self.f, *args, **kwargs):
+            return None
+        if self.by_request and request_method() not in SAFE_METHODS:
+            # a POST (PUT, DELETE...) to a view routed for GET too must reach the
+            # view, and its page must not be replayed to a GET (outside a request
+            # there is no path to key on)
             return None
         rt = self.get_runtime()
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typing as t
 
-from flask import Flask, current_app, has_app_context, request
+from flask import Flask, current_app, has_app_context, has_request_context, request
 
 try:
     from flask.globals import _cv_app, _cv_request
@@ -25,6 +25,10 @@ except ImportError:  # pragma: no cover - a Flask that moved them
         """``request.path`` (Flask's own error outside a request)."""
         return request.path
 
+    def request_method() -> str | None:
+        """``request.method``, or None outside a request."""
+        return request.method if has_request_context() else None
+
 else:
 
     def app_or_none() -> Flask | None:
@@ -39,3 +43,8 @@ else:
             return request.path  # raises the usual "outside of request context"
         path: str = ctx.request.path
         return path
+
+    def request_method() -> str | None:
+        """``request.method``, or None outside a request."""
+        ctx = _cv_request.get(None)
+        return None if ctx is None else ctx.request.method

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 
 from .cached import CachedFunction
-from .entry import MISS, Layout
+from .entry import META_SUFFIX, MISS, Layout
 from .flow import Flow, Outcome
 from .locks import lock_options
 from .lookup import begin as lookup_begin
@@ -77,21 +77,27 @@ def call_key(
 
 
 def current_versions(
-    rt: Runtime, version_keys: list[str], base: str, read_value: bool
+    rt: Runtime,
+    version_keys: list[str],
+    base: str,
+    read_value: bool,
+    meta: bool = False,
 ) -> tuple[list[str], list[t.Any] | None] | None:
     """The versions of *version_keys* (created when missing) and, with *read_value*,
-    a read of the value key they imply. None when the backend failed."""
+    a read of the value key they imply (and of its meta key, with *meta*: what
+    ``Layout.keys`` lists). None when the backend failed."""
     memo = rt.versions_seen
     seen = memo.get(version_keys[-1])
-    if seen is not None and len(seen) == len(version_keys) and read_value:
-        found = rt.read([*version_keys, base + "".join(seen)])
+    n = len(version_keys)
+    if seen is not None and len(seen) == n and read_value:
+        found = rt.read([*version_keys, *_value_keys(base + "".join(seen), meta)])
         if found is None:
             return None
-        if found[:-1] == seen:
-            return seen, found[-1:]
-        versions: list[t.Any] | None = found[:-1]
+        if found[:n] == seen:
+            return seen, found[n:]
+        versions: list[t.Any] | None = found[:n]
     else:
-        versions = rt.read(version_keys)
+        versions = rt.read(version_keys, many=True)  # get_many, as released reads
     if versions is None:
         return None
     if not all(type(v) is str for v in versions):
@@ -104,7 +110,12 @@ def current_versions(
     rt.remember_versions(version_keys[-1], versions)
     if not read_value:
         return versions, None
-    return versions, rt.read([base + "".join(versions)])
+    return versions, rt.read(_value_keys(base + "".join(versions), meta))
+
+
+def _value_keys(key: str, meta: bool) -> list[str]:
+    """The keys a memoized call's entry is read from (see :class:`.entry.Layout`)."""
+    return [key, key + META_SUFFIX] if meta else [key]
 
 
 def make_memoize(
@@ -187,12 +198,13 @@ def make_memoize(
             args: tuple[t.Any, ...],
             kwargs: dict[str, t.Any],
         ) -> tuple[str, t.Any, Flow | None]:
-            read = current_versions(rt, version_keys, base, not force)
+            meta = locking.keeps_meta(rt.settings)
+            read = current_versions(rt, version_keys, base, not force, meta)
             versions = read[0] if read is not None else []
             key = base + "".join(versions)
             layout = Layout(
                 key,
-                meta=locking.keeps_meta(rt.settings),
+                meta=meta,
                 cache_none=cache_none,
                 extra=dict(zip(version_keys, versions, strict=False)),
             )

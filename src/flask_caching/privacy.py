@@ -155,9 +155,18 @@ def _cache_control(response: Response) -> dict[str, str | None]:
     return {k.lower(): v for k, v in parse_dict_header(joined).items()}
 
 
+#: statuses that answer one request's conditions, not the resource: a 206 holds
+#: part of the body, a 304 none of it; replayed, they break unconditional GETs
+PARTIAL = frozenset((206, 304))
+
+
 def _status_ok(response: Response | None, filtered: bool) -> bool:
-    """5xx responses are stored only when a ``response_filter`` let them through."""
-    return filtered or response is None or response.status_code < 500
+    """Only complete responses are stored; 5xx only when a ``response_filter``
+    let them through."""
+    if response is None:
+        return True
+    status = response.status_code
+    return status not in PARTIAL and (filtered or status < 500)
 
 
 def scrub(payload: t.Any) -> t.Any:

@@ -114,13 +114,14 @@ class Runtime:
             raise exc
         breaker.failure(operation, key, exc)
 
-    def read(self, keys: Sequence[str]) -> list[t.Any] | None:
-        """``get_many`` of *keys*; None when the backend failed or is bypassed."""
+    def read(self, keys: Sequence[str], many: bool = False) -> list[t.Any] | None:
+        """``get`` of one key (``get_many`` with *many*), ``get_many`` of several; None
+        when the backend failed or is bypassed."""
         breaker = self.reads
         if not breaker.allow():
             return None
         try:
-            if len(keys) == 1:
+            if len(keys) == 1 and not many:
                 found = [self.owner.get(keys[0])]
             else:
                 found = list(self.owner.get_many(*keys))
