@@ -527,11 +527,13 @@ def test_a_failed_call_is_not_retried() -> None:
         cache.close()
 
 
-def test_cluster_hits_of_a_vary_view_and_a_memoized_function_are_one_mget(
+def test_cluster_hits_of_a_vary_view_and_a_memoized_function(
     redis_cluster: ClusterGroup, prefix: str, sends: list[bytes]
 ) -> None:
-    """The variants of a vary= view share a hash tag with their version key, and a
-    memoized function's keys share one: each hit is one request to one node."""
+    """The variants of a vary= view share a hash tag with their version key: each hit
+    is one MGET to one node. A memoized function's keys are released Flask-Caching's,
+    without a hash tag, so a hit reads its version and value keys with one MGET per
+    slot, pipelined: at most two requests, never a GET per key."""
     app = Flask(__name__)
     cache = Cache(
         app,
@@ -565,13 +567,16 @@ def test_cluster_hits_of_a_vary_view_and_a_memoized_function_are_one_mget(
     sends.clear()
 
     assert [client.get("/hello", headers=h).data for h in langs] == pages
+    assert len(sends) == 4  # one request per view hit
     with app.app_context():
-        assert [double(n) for n in range(4)] == [0, 2, 4, 6]
+        for n in range(4):
+            before = len(sends)
+            assert double(n) == 2 * n
+            assert 1 <= len(sends) - before <= 2
 
     assert len(runs) == 8  # all hits
-    assert len(sends) == 8  # one request per hit
     calls = command_calls(node_client, target_nodes=node_client.PRIMARIES)
-    assert calls.get("mget") == 8 and "get" not in calls
+    assert {name for name in calls if not name.startswith("config")} == {"mget"}
     with app.app_context():
         assert cache.delete_cached(hello, path="/hello")
     assert client.get("/hello", headers=langs[0]).data == b"page 9"
