@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import logging
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from decorator_support import Backend, Calls, Clock, MakeApp
 from flask import (
     Flask,
     Response,
+    abort,
     make_response,
     request,
     send_file,
@@ -23,6 +25,7 @@ from flask import (
     stream_template_string,
 )
 from flask.views import MethodView, View
+from werkzeug.exceptions import NotFound
 
 from flask_caching import SUPPORTED_HASH_FUNCTIONS, CachedResponse
 from flask_caching.cached import DELETE_ATTR
@@ -164,6 +167,11 @@ def test_query_string_order_does_not_matter(make_app: MakeApp) -> None:
     assert body(app, "/q?a=1&b=2&b=2") != first
     assert body(app, "/q") != first
     assert calls.count == 5
+    # released 2.5.1's key for /q?b=2&a=1 (its documented example)
+    released = "view//q640adf8deb08fffa83a5f3c6f566950fd7ba81491db12f5ab4269f059df4055a"
+    with app.test_request_context("/q?b=2&a=1"):
+        assert view.make_cache_key() == released
+        assert cache.get(released) == first.decode()
 
 
 def test_query_string_keeps_key_prefix_in_the_key(make_app: MakeApp) -> None:
@@ -191,6 +199,10 @@ def test_query_string_keeps_key_prefix_in_the_key(make_app: MakeApp) -> None:
     assert body(app, "/three?x=1") == b"three-1-3"
     assert body(app, "/three?x=2") == b"three-2-4"  # callable prefix + query args
     assert body(app, "/three?x=1") == b"three-1-3"
+    pairs = str((("x", "1"),)).encode()
+    with app.test_request_context("/one?x=1"):
+        assert one.make_cache_key() == "one" + hashlib.sha256(pairs).hexdigest()
+        assert three.make_cache_key() == "three" + hashlib.sha256(pairs).hexdigest()
 
 
 def test_query_string_key_outside_a_request(make_app: MakeApp) -> None:
@@ -237,8 +249,10 @@ def test_every_supported_hash_method_caches(
     assert body(app, "/h?x=2") == b"2-2"
     assert body(app, "/h?x=1") == b"1-1"
     with app.test_request_context("/h?x=1"):
-        digest = hash_method(b"x=1").hexdigest()[:32]
-        assert view.make_cache_key() == f"view//h?{digest}"
+        # released 2.5.1's key: the full hex digest of the sorted pairs' text
+        digest = hash_method(str((("x", "1"),)).encode()).hexdigest()
+        assert view.make_cache_key() == f"view//h{digest}"
+        assert cache.get(f"view//h{digest}") == "1-1"
 
 
 def test_hash_method_default_and_setting(make_app: MakeApp) -> None:
@@ -269,7 +283,9 @@ def test_hash_method_default_and_setting(make_app: MakeApp) -> None:
 # -- options ----------------------------------------------------------------------------
 
 
-def test_timeout_expires_entries(make_app: MakeApp, clock: Clock) -> None:
+def test_timeout_expires_entries(
+    make_app: MakeApp, backend: Backend, clock: Clock
+) -> None:
     app, cache = make_app()
     calls = Calls()
 
@@ -279,6 +295,9 @@ def test_timeout_expires_entries(make_app: MakeApp, clock: Clock) -> None:
         return str(calls())
 
     assert body(app, "/") == b"1"
+    if backend.is_redis:  # the server expires the entry: a patched clock cannot
+        assert 0 < backend.ttl("view//") <= 10
+        return
     clock.advance(9)
     assert body(app, "/") == b"1"
     clock.advance(2)
@@ -314,7 +333,9 @@ def test_timeout_reaches_the_redis_server(
     assert backend.ttl("view//forever") == -1
 
 
-def test_cache_timeout_is_settable(make_app: MakeApp, clock: Clock) -> None:
+def test_cache_timeout_is_settable(
+    make_app: MakeApp, backend: Backend, clock: Clock
+) -> None:
     app, cache = make_app()
     calls = Calls()
 
@@ -326,6 +347,9 @@ def test_cache_timeout_is_settable(make_app: MakeApp, clock: Clock) -> None:
     assert view.cache_timeout == 5
     view.cache_timeout = 100
     assert body(app, "/") == b"1"
+    if backend.is_redis:  # the server expires the entry: a patched clock cannot
+        assert 90 < backend.ttl("view//") <= 100
+        return
     clock.advance(50)
     assert body(app, "/") == b"1"
     clock.advance(51)
@@ -336,30 +360,34 @@ def test_unless_true_bypasses_the_cache(make_app: MakeApp) -> None:
     app, cache = make_app()
     calls = Calls()
     bypass = {"on": True}
-    reads: list[int] = []
+    reads: list[str] = []
 
     @app.route("/")
     @cache.cached(unless=lambda: bypass["on"])
     def view() -> str:
         return str(calls())
 
-    with app.app_context():
-        store = cache.cache
-    original = store.get_many
+    # the decorator reads through the Cache's public methods: count them
+    for name in ("get", "get_many", "has"):
+        original = getattr(cache, name)
 
-    def counting(*keys: str) -> list[t.Any]:
-        reads.append(len(keys))
-        return original(*keys)
+        def counting(
+            *args: t.Any, _name: str = name, _orig: t.Any = original, **kw: t.Any
+        ) -> t.Any:
+            reads.append(_name)
+            return _orig(*args, **kw)
 
-    store.get_many = counting  # type: ignore[method-assign]
+        setattr(cache, name, counting)
     assert body(app, "/") == b"1"
     assert body(app, "/") == b"2"
     assert reads == []  # bypassed entirely: not even a read
     with app.test_request_context("/"):
         assert cache.get("view//") is None
+    reads.clear()
     bypass["on"] = False
     assert body(app, "/") == b"3"
     assert body(app, "/") == b"3"
+    assert reads == ["get", "get"]  # one read of one key per call
 
 
 def test_unless_may_take_the_view_and_its_arguments(make_app: MakeApp) -> None:
@@ -531,7 +559,12 @@ def test_source_check_changes_the_key(make_app: MakeApp) -> None:
         assert build(cache, "b")() == "a"  # same key, source ignored by default
         assert build(cache, "b").make_cache_key() == "shared"
         assert build(cache, "b", source_check=True)() == "b"
-        assert build(cache, "b", source_check=True).make_cache_key() != "shared"
+        checked = build(cache, "b", source_check=True)
+        # released 2.5.1: the full hex digest of the source, with no separator
+        source = inspect.getsource(checked.uncached).encode()
+        assert checked.make_cache_key() == (
+            "shared" + hashlib.sha256(source).hexdigest()
+        )
     with app_on.app_context():
         assert build(cache_on, "a")() == "a"
         assert build(cache_on, "b")() == "b"  # CACHE_SOURCE_CHECK is the default
@@ -676,15 +709,21 @@ def test_cached_response_timeout_wins(
     first = client.get("/short")
     assert (first.status_code, first.data) == (201, b"short-1")
     assert client.get("/long").data == b"long-2"
-    if backend.is_redis:
+    if backend.is_redis:  # the server expires entries: a patched clock cannot
         assert 0 < backend.ttl("view//short") <= 5
         assert 900 < backend.ttl("view//long") <= 1000
+        return
     clock.advance(10)
     assert client.get("/short").data == b"short-3"
     assert client.get("/long").data == b"long-2"
 
 
-def test_generator_is_cached_as_its_full_body(make_app: MakeApp) -> None:
+def test_generator_is_cached_as_its_full_body(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A generator of str is joined and cached, as in released 2.5.1. A Response
+    streaming a generator cannot be pickled: it is served fresh every time (released
+    fails to store it too), with a warning saying why."""
     app, cache = make_app()
     calls = Calls()
 
@@ -716,32 +755,57 @@ def test_generator_is_cached_as_its_full_body(make_app: MakeApp) -> None:
     assert body(app, "/gen") == b"ab1"
     assert body(app, "/streamed") == b"2,x,"
     assert body(app, "/streamed") == b"2,x,"
-    assert body(app, "/stream-response") == b"s3"
-    assert body(app, "/stream-response") == b"s3"
-    assert calls.count == 3
+    with app.app_context():
+        assert cache.get("view//gen") == "ab1"  # stored as the joined str
+        assert cache.get("view//streamed") == "2,x,"
+    with caplog.at_level(logging.WARNING, "flask_caching"):
+        assert body(app, "/stream-response") == b"s3"
+        assert body(app, "/stream-response") == b"s4"
+    assert calls.count == 4
+    assert "stream_response is served uncached: it cannot be stored" in caplog.text
+    with app.app_context():
+        assert cache.get("view//stream-response") is None
 
 
-def test_an_iterator_of_bytes_is_cached_and_one_of_mixed_chunks_is_not(
-    make_app: MakeApp, caplog: pytest.LogCaptureFixture
+def test_generators_are_joined_or_listed_and_other_iterators_are_kept(
+    make_app: MakeApp,
 ) -> None:
+    """Released 2.5.1's rule: only a generator is consumed. All bytes are joined
+    into bytes; mixed items are cached as the list. Another iterator is returned
+    (and stored) as it is, not joined."""
     app, cache = make_app()
     calls = Calls()
 
     @cache.cached(key_prefix="bytes")
-    def chunks() -> t.Iterator[bytes]:
-        return iter([b"x", str(calls()).encode()])
+    def chunks() -> t.Any:  # a generator, joined by the decorator
+        n = calls()
+        yield b"x"
+        yield str(n).encode()
 
     @cache.cached(key_prefix="mixed")
-    def mixed() -> t.Iterator[t.Any]:
-        return iter(["x", calls()])
+    def mixed() -> t.Any:  # a generator, listed by the decorator
+        n = calls()
+        yield "x"
+        yield n
 
-    with app.app_context(), caplog.at_level(logging.WARNING, "flask_caching"):
+    @cache.cached(key_prefix="iterator")
+    def iterator() -> t.Iterator[bytes]:
+        return iter([b"y", str(calls()).encode()])
+
+    with app.app_context():
         assert chunks() == b"x1"
         assert chunks() == b"x1"
-        assert list(mixed()) == ["x", 2]  # the caller still gets every chunk
-        assert list(mixed()) == ["x", 3]
-        assert cache.get("mixed") is None
-    assert "iterator of non-strings; not cached" in caplog.text
+        assert cache.get("bytes") == b"x1"
+        assert mixed() == ["x", 2]
+        assert mixed() == ["x", 2]
+        assert cache.get("mixed") == ["x", 2]
+        first = iterator()
+        assert not isinstance(first, (bytes, list))
+        assert list(first) == [b"y", b"3"]
+        again = iterator()  # a hit: the stored (pickled) iterator
+        assert not isinstance(again, (bytes, list))
+        assert list(again) == [b"y", b"3"]
+    assert calls.count == 3
 
 
 def test_a_file_response_is_passed_through_and_never_cached(
@@ -1152,3 +1216,136 @@ def test_decorated_functions_keep_their_signature_for_type_checkers() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Success" in done.stdout
+
+
+# -- released 2.5.1's storage: the value itself under the view's key -------------------
+
+
+def test_the_stored_value_is_the_views_own_value(make_app: MakeApp) -> None:
+    """No envelope: ``cache.get(view.make_cache_key())`` is what the view returned."""
+    app, cache = make_app()
+    calls = Calls()
+
+    @app.route("/text")
+    @cache.cached()
+    def text() -> str:
+        return f"body-{calls()}"
+
+    @app.route("/dict")
+    @cache.cached()
+    def as_dict() -> dict[str, int]:
+        return {"a": calls()}
+
+    @app.route("/tuple")
+    @cache.cached()
+    def as_tuple() -> tuple[str, int, dict[str, str]]:
+        return f"t{calls()}", 201, {"X-A": "1"}
+
+    @app.route("/response")
+    @cache.cached(private="allow")  # stored, without the cookie
+    def response() -> Response:
+        rv = make_response(f"r{calls()}", 207)
+        rv.headers["X-Custom"] = "1"
+        rv.set_cookie("secret", "1")
+        return rv
+
+    client = app.test_client()
+    for path in ("/text", "/dict", "/tuple", "/response"):
+        client.get(path)
+    with app.test_request_context("/text"):
+        assert text.make_cache_key() == "view//text"
+        assert cache.get(text.make_cache_key()) == "body-1"
+    with app.test_request_context("/dict"):
+        assert cache.get(as_dict.make_cache_key()) == {"a": 2}
+    with app.test_request_context("/tuple"):
+        assert cache.get(as_tuple.make_cache_key()) == ("t3", 201, {"X-A": "1"})
+    with app.test_request_context("/response"):
+        stored = cache.get(response.make_cache_key())
+    assert isinstance(stored, Response)
+    assert (stored.status_code, stored.get_data()) == (207, b"r4")
+    assert stored.headers["X-Custom"] == "1"
+    assert "Set-Cookie" not in stored.headers  # never kept in a shared entry
+
+
+def test_a_value_set_under_the_views_key_is_served(make_app: MakeApp) -> None:
+    """Entries written by other code (released Flask-Caching, ``cache.set``) are hits."""
+    app, cache = make_app()
+    calls = Calls()
+
+    @app.route("/page/<int:n>")
+    @cache.cached()
+    def page(n: int) -> str:
+        return f"computed-{n}-{calls()}"
+
+    with app.app_context():
+        assert cache.set("view//page/1", "preset") in (True, None)
+    assert body(app, "/page/1") == b"preset"
+    assert body(app, "/page/2") == b"computed-2-1"
+    assert calls.count == 1
+
+
+def test_a_reassigned_make_cache_key_is_honoured(make_app: MakeApp) -> None:
+    """As released: ``view.make_cache_key = f`` makes f the key function, called
+    with the view arguments and ``use_request=True``."""
+    app, cache = make_app()
+    calls = Calls()
+    seen: list[tuple[tuple[t.Any, ...], dict[str, t.Any]]] = []
+
+    @app.route("/item/<int:item>")
+    @cache.cached()
+    def item(item: int) -> str:
+        return f"{item}-{calls()}"
+
+    def by_language(*args: t.Any, **kwargs: t.Any) -> str:
+        seen.append((args, kwargs))
+        return "lang:" + request.args.get("lang", "en")
+
+    item.make_cache_key = by_language  # type: ignore[method-assign]
+    assert body(app, "/item/1?lang=de") == b"1-1"
+    assert body(app, "/item/2?lang=de") == b"1-1"  # one key per language
+    assert body(app, "/item/2?lang=fr") == b"2-2"
+    assert seen[0] == ((), {"item": 1, "use_request": True})
+    with app.app_context():
+        assert cache.get("lang:de") == "1-1"
+        assert cache.get("view//item/1") is None
+
+
+def test_make_cache_key_with_view_args_uses_url_for(make_app: MakeApp) -> None:
+    """Outside a request, ``make_cache_key(**view_args)`` builds the path with
+    ``url_for``, so ``delete_cached(view, **view_args)`` finds the entry."""
+    app, cache = make_app()
+    app.config["SERVER_NAME"] = "localhost"  # url_for outside a request needs it
+    calls = Calls()
+
+    @app.route("/user/<int:user>/posts/<slug>")
+    @cache.cached()
+    def posts(user: int, slug: str) -> str:
+        return f"{user}-{slug}-{calls()}"
+
+    assert body(app, "/user/7/posts/new") == b"7-new-1"
+    with app.app_context():
+        assert posts.make_cache_key(user=7, slug="new") == "view//user/7/posts/new"
+        assert posts.make_cache_key(7, "new") == "view//user/7/posts/new"
+        assert cache.get(posts.make_cache_key(user=7, slug="new")) == "7-new-1"
+        assert cache.delete_cached(posts, user=7, slug="new")
+        assert cache.get("view//user/7/posts/new") is None
+    assert body(app, "/user/7/posts/new") == b"7-new-2"
+
+
+def test_an_http_exception_is_cached_and_raised_again(make_app: MakeApp) -> None:
+    """Released 2.5.1 caches an ``abort(404)`` and raises it again on hits."""
+    app, cache = make_app()
+    calls = Calls()
+
+    @app.route("/gone")
+    @cache.cached()
+    def gone() -> str:
+        calls()
+        abort(404)
+
+    client = app.test_client()
+    for _ in range(3):
+        assert client.get("/gone").status_code == 404
+    assert calls.count == 1
+    with app.app_context():
+        assert isinstance(cache.get("view//gone"), NotFound)
