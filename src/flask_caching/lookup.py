@@ -396,6 +396,15 @@ def store(
         versions = rt.ensure_versions(layout.version_keys, found[n:], 2 * keep, 0)
     if versions is None:
         return False
+    if layout.extra and not _still_current(rt, layout.extra):
+        return False
     fresh_until = time.time() + seconds if seconds > 0 else 0.0
     extra = layout.meta(versions, fresh_until)
     return rt.write(layout.key, outcome.payload, keep, name, extra)
+
+
+def _still_current(rt: Runtime, written: dict[str, t.Any]) -> bool:
+    """True when memoize's version keys still hold what the call read: writing them
+    back after a ``delete_memoized`` made meanwhile would revive what it dropped."""
+    now = rt.read(list(written))
+    return now is not None and now == list(written.values())
