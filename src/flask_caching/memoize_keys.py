@@ -18,12 +18,73 @@ from __future__ import annotations
 import base64
 import inspect
 import typing as t
+import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from .utils import function_namespace, get_id, null_control
 
 VERSION_SUFFIX = "_memver"
+
+#: a token per live object whose repr is the default ``<X object at 0x...>``
+_TOKENS: weakref.WeakKeyDictionary[t.Any, str] = weakref.WeakKeyDictionary()
+
+
+class UnkeyableError(TypeError):
+    """An argument has no identity a key can hold (see :func:`identity`)."""
+
+
+def _default_repr(obj: t.Any) -> bool:
+    kind = type(obj)
+    default = t.cast(t.Any, kind).__repr__ is object.__repr__
+    return default and not hasattr(obj, "__caching_id__")
+
+
+class _Token:
+    """Stands for an object in a key: its repr is the object's stable token."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def identity(obj: t.Any) -> str:
+    """What names *obj* in a key: :func:`.utils.get_id` (``__caching_id__()`` or the
+    repr), except for an object whose repr is the default ``<X object at 0x...>``.
+
+    Such a repr holds the object's address, which a new object reuses once this one
+    is collected, so it would get this one's memoized values. Such objects get a
+    random token instead, kept as long as they live (a weak reference), so no later
+    object can ever have it. Objects that cannot be weakly referenced or hashed
+    cannot be keyed that way: they raise :class:`UnkeyableError` (the call runs
+    uncached, with one warning).
+    """
+    if not _default_repr(obj):
+        return get_id(obj)
+    try:
+        token = _TOKENS.get(obj)
+        if token is None:
+            kind = type(obj)
+            token = f"<{kind.__module__}.{kind.__qualname__} {uuid.uuid4().hex}>"
+            _TOKENS[obj] = token
+    except TypeError as exc:
+        raise UnkeyableError(
+            f"{type(obj).__qualname__} objects have the default repr (their memory "
+            "address, which a later object may reuse) and cannot be weakly "
+            "referenced; give the class a __repr__ or __caching_id__ to memoize it"
+        ) from exc
+    return token
+
+
+def _keyable(value: t.Any) -> t.Any:
+    """*value*, or a stand-in printing its :func:`identity` for a default repr."""
+    return _Token(identity(value)) if _default_repr(value) else value
+
 
 _POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
@@ -56,17 +117,19 @@ class CallArguments:
             elif i == 0 and name in ("self", "cls"):
                 if not args:
                     raise MissingInstanceError(name)
-                value, taken = get_id(args[0]), taken + 1
+                value, taken = identity(args[0]), taken + 1
             elif name in kwargs:
-                value = kwargs[name]
+                value = _keyable(kwargs[name])
                 remaining.remove(name)
             elif taken < len(args):
-                value, taken = args[taken], taken + 1
+                value, taken = _keyable(args[taken]), taken + 1
             else:
                 value, taken = self.defaults[i], taken + 1
             values.append(value)
-        values.extend(args[len(self.names) :])
-        extra = OrderedDict(sorted((k, v) for k, v in kwargs.items() if k in remaining))
+        values.extend(_keyable(a) for a in args[len(self.names) :])
+        extra = OrderedDict(
+            sorted((k, _keyable(v)) for k, v in kwargs.items() if k in remaining)
+        )
         return tuple(values), extra
 
 
@@ -121,7 +184,7 @@ class MemoizedKeys:
         if self.is_classmethod and not (args and inspect.isclass(args[0])):
             raise MissingInstanceError("cls")
         if self.is_method and args:
-            token = get_id(args[0])
+            token = identity(args[0])
             if token:
                 instance = (self._instance_prefix + token).translate(null_control)
                 return self.namespace, self.alt, instance
