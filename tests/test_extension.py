@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import typing as t
+from collections import OrderedDict
 
 import cachelib
 import custom_backends
@@ -122,9 +125,20 @@ def test_outside_app_context_uses_the_app_given_to_the_constructor() -> None:
     assert cache.get("k") == 1
 
 
-def test_outside_app_context_without_app_is_a_clear_error() -> None:
+def test_outside_app_context_the_last_init_app_app_is_used() -> None:
+    # released Flask-Caching: init_app sets cache.app, used with no app context
     cache = Cache(config={"CACHE_TYPE": "SimpleCache"})
-    cache.init_app(make_app())
+    app = make_app()
+    cache.init_app(app)
+    assert cache.app is app
+    cache.set("k", 1)
+    with app.app_context():
+        assert cache.get("k") == 1
+    assert cache.cache is app.extensions["cache"][cache]
+
+
+def test_outside_app_context_without_any_app_is_a_clear_error() -> None:
+    cache = Cache(config={"CACHE_TYPE": "SimpleCache"})
     with pytest.raises(RuntimeError, match="app_context"):
         cache.get("k")
 
@@ -204,27 +218,47 @@ def test_null_cache_keeps_nothing_and_reports_writes_and_deletes_as_done() -> No
     assert runs == [1, 1, 0, 0]
 
 
-def test_simple_cache_threshold_drops_expired_entries_then_the_oldest_write(
+def test_simple_cache_threshold_drops_expired_entries_then_the_soonest_to_expire(
     clock: Clock,
 ) -> None:
+    # cachelib's rule: an insert that finds more than threshold entries first drops
+    # the expired ones, then those expiring soonest; so at most threshold + 1 live
     backend = SimpleCache(threshold=3)
     backend.set("short", "s", timeout=10)
-    backend.set("a", "a")
-    backend.set("b", "b")
+    backend.set("a", "a", timeout=100)
+    backend.set("b", "b", timeout=200)
     clock.advance(20)  # "short" has expired but still fills a slot
-    backend.set("c", "c")  # full: the expired entry makes room, no live one goes
-    assert backend.get_many("a", "b", "c") == ["a", "b", "c"]
-    backend.set("a", "a2")  # an overwrite takes no new slot and is now the newest
-    backend.set("d", "d")  # full of live entries: the oldest write ("b") goes
-    assert backend.get_many("a", "b", "c", "d") == ["a2", None, "c", "d"]
-    assert backend.add("e", "e") is True  # add makes room the same way: "c" goes
-    assert backend.get_many("a", "c", "d", "e") == ["a2", None, "d", "e"]
+    backend.set("c", "c")  # 3 entries, not over the threshold: nothing goes
+    assert len(backend._cache) == 4
+    backend.set("d", "d")  # over: the expired entry makes room, no live one goes
+    assert "short" not in backend._cache
+    assert backend.get_many("a", "b", "c", "d") == ["a", "b", "c", "d"]
+    backend.set("forever", "f", timeout=0)  # over, nothing expired: "a" goes
+    assert backend.get_many("a", "b", "c", "d", "forever") == [
+        None,
+        "b",
+        "c",
+        "d",
+        "f",
+    ]
+    assert backend.add("e", "e") is True  # add makes room the same way: "b" goes
+    assert backend.get_many("b", "c", "d", "forever", "e") == [
+        None,
+        "c",
+        "d",
+        "f",
+        "e",
+    ]
+    backend.set("g", "g")  # an entry that never expires is the last to go
+    assert backend.get("forever") == "f"
+    assert len(backend._cache) == 4
 
 
-def test_simple_cache_threshold_zero_is_unbounded_and_negative_is_refused() -> None:
+def test_simple_cache_threshold_zero_is_the_default_and_negative_is_refused() -> None:
     backend = SimpleCache(threshold=0)
     backend.set_many({f"k{i}": i for i in range(600)})  # past the default of 500
-    assert backend.get_many("k0", "k599") == [0, 599]
+    assert len(backend._cache) == 501
+    assert backend.get_many("k0", "k599") == [None, 599]
     with pytest.raises(ValueError, match="threshold"):
         SimpleCache(threshold=-1)
 
@@ -359,6 +393,8 @@ def test_configuration_error_is_a_value_error() -> None:
 def test_config_must_be_a_mapping() -> None:
     with pytest.raises(TypeError, match="mapping"):
         Cache(config=[("CACHE_TYPE", "SimpleCache")])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mapping"):  # what released raises
+        Cache(config="SimpleCache")  # type: ignore[arg-type]
     cache = Cache()
     app = make_app(CACHE_TYPE="SimpleCache")
     with pytest.raises(TypeError, match="mapping"):
@@ -366,12 +402,18 @@ def test_config_must_be_a_mapping() -> None:
     assert cache not in app.extensions.get("cache", {})
 
 
-def test_a_factory_that_builds_no_cache_fails_at_init_app() -> None:
-    def factory(*args: t.Any) -> object:
-        return object()
-
-    with pytest.raises(ConfigurationError, match="lacks the cache interface"):
-        Cache(make_app(CACHE_TYPE=factory))
+def test_a_factory_result_is_the_backend_as_is_and_none_fails_at_init_app() -> None:
+    # duck typing, as released: whatever the factory returns is the backend, and a
+    # proxy method missing on it is the AttributeError Python raises
+    built = object()
+    app = make_app(CACHE_TYPE=lambda *args: built)
+    cache = Cache(app)
+    with app.app_context():
+        assert cache.cache is built
+        with pytest.raises(AttributeError, match="get"):
+            cache.get("k")
+    with pytest.raises(ConfigurationError, match="returned None"):
+        Cache(make_app(CACHE_TYPE=lambda *args: None))
 
 
 def test_hash_method_by_name() -> None:
@@ -382,9 +424,17 @@ def test_hash_method_by_name() -> None:
     def f(x: int) -> int:
         return x
 
+    namespace = "test_extension.test_hash_method_by_name.locals.f"
+    text = f"{namespace}{(1,)}{OrderedDict()}".encode()
     with app.app_context():
+        assert f(1) == 1
         key = f.make_cache_key(1)
-    assert len(key.rsplit(":", 1)[1]) == 32
+        version = cache.get(namespace + "_memver")
+    assert isinstance(version, str) and len(version) == 6
+    sha1 = base64.b64encode(hashlib.sha1(text).digest())[:16].decode()
+    sha256 = base64.b64encode(hashlib.sha256(text).digest())[:16].decode()
+    assert sha1 != sha256
+    assert key == sha1 + version
 
 
 class TestProxyMethods:
@@ -423,16 +473,30 @@ class TestProxyMethods:
         assert cache.clear()
         assert cache.get("y") is None and cache.get("n") is None
 
-    @pytest.mark.parametrize("method", ["set", "add"])
-    def test_non_string_key_is_a_type_error_naming_the_argument(
-        self, cache: Cache, method: str
-    ) -> None:
-        with pytest.raises(TypeError, match="key must be a str"):
-            getattr(cache, method)(1, "v")
+    def test_keys_and_results_pass_through_unchanged(self, cache: Cache) -> None:
+        # thin proxies, as released: no key type check, the backend's own result
+        assert cache.set(1, "v") is True
+        assert cache.get(1) == "v"
+        assert cache.add(("t",), "w") is True
+        assert cache.get(("t",)) == "w"
+        assert cache.set_many({("a",): 1}) == [("a",)]
+        assert cache.get_many(("a",), 1) == [1, "v"]
 
-    def test_set_many_checks_keys(self, cache: Cache) -> None:
-        with pytest.raises(TypeError, match="key must be a str"):
-            cache.set_many({("a",): 1})  # type: ignore[dict-item]
+    def test_proxy_returns_what_the_backend_returns(self) -> None:
+        sentinel = object()
+
+        class Backend(SimpleCache):
+            def set(self, *args: t.Any, **kwargs: t.Any) -> t.Any:
+                return sentinel
+
+            def get_many(self, *keys: str) -> t.Any:
+                return (0,) * len(keys)
+
+        app = make_app(CACHE_TYPE=lambda *args: Backend())
+        cache = Cache(app)
+        with app.app_context():
+            assert cache.set("k", 1) is sentinel
+            assert cache.get_many("a", "b") == (0, 0)
 
 
 def test_template_extension_is_optional() -> None:

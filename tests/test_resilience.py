@@ -8,6 +8,7 @@ being killed and stopped are in ``test_outage.py``.
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 import typing as t
 from collections.abc import Iterator
@@ -536,7 +537,7 @@ def test_unpicklable_results_are_served_uncached_with_one_warning_naming_the_fun
     local_app: tuple[Flask, Cache], logs: pytest.LogCaptureFixture
 ) -> None:
     app, cache = local_app
-    calls = {"fn": 0, "gen": 0, "view": 0}
+    calls = {"fn": 0, "gen": 0, "lambdas": 0, "view": 0}
 
     @cache.memoize()
     def returns_a_lambda(n: int) -> t.Callable[[], int]:
@@ -544,9 +545,15 @@ def test_unpicklable_results_are_served_uncached_with_one_warning_naming_the_fun
         return make_lambda(n)
 
     @cache.memoize()
-    def returns_a_generator(n: int) -> t.Iterator[int]:
+    def returns_a_generator(n: int) -> t.Any:
+        # joined into a list and cached, as released Flask-Caching does
         calls["gen"] += 1
         return (i for i in range(n))
+
+    @cache.memoize()
+    def yields_lambdas(n: int) -> t.Iterator[t.Callable[[], int]]:
+        calls["lambdas"] += 1
+        return (make_lambda(i) for i in range(n))
 
     lock = threading.Lock()
 
@@ -559,13 +566,14 @@ def test_unpicklable_results_are_served_uncached_with_one_warning_naming_the_fun
     with app.test_request_context():
         for _ in range(3):
             assert returns_a_lambda(5)() == 5
-            assert list(returns_a_generator(3)) == [0, 1, 2]
-    assert calls == {"fn": 3, "gen": 3, "view": 0}
+            assert returns_a_generator(3) == [0, 1, 2]
+            assert [g() for g in yields_lambdas(2)] == [0, 1]
+    assert calls == {"fn": 3, "gen": 1, "lambdas": 3, "view": 0}
     warnings = records(logs, logging.WARNING)
     assert len(warnings) == 2, [w.getMessage() for w in warnings]
     assert "returns_a_lambda" in warnings[0].getMessage()
-    assert "returns_a_generator" in warnings[1].getMessage()
-    assert "generator" in warnings[1].getMessage()
+    assert "yields_lambdas" in warnings[1].getMessage()
+    assert "pickle" in warnings[1].getMessage()
     rt: Runtime = app.extensions["flask_caching"][cache]
     assert rt.writes.failures == 0  # a bad value is not a backend outage
 
@@ -597,11 +605,14 @@ def test_debug_mode_raises_on_an_unpicklable_value(tmp_path: t.Any) -> None:
     cache = Cache(app)
 
     @cache.memoize()
-    def gen() -> t.Iterator[int]:
-        return (i for i in range(3))
+    def unpicklable() -> t.Callable[[], int]:
+        return make_lambda(3)
 
-    with app.app_context(), pytest.raises(TypeError, match="generator"):
-        gen()
+    with (
+        app.app_context(),
+        pytest.raises((AttributeError, pickle.PicklingError), match="pickle"),
+    ):
+        unpicklable()
 
 
 class TinyCache(SimpleCache):
@@ -672,20 +683,20 @@ def test_a_value_over_memcached_item_size_is_served_uncached(
 
 
 @pytest.mark.parametrize("key", [1, b"bytes", None, ("a",)])
-def test_non_string_keys_get_a_type_error_naming_the_argument(key: t.Any) -> None:
+def test_non_string_keys_go_to_the_backend_unchanged(key: t.Any) -> None:
+    # thin proxies, as released: the backend decides (a dict key for SimpleCache)
     app = Flask(__name__)
     app.config.update(CACHE_TYPE="SimpleCache")
     cache = Cache(app)
     with app.app_context():
-        with pytest.raises(TypeError, match=r"key must be a str"):
-            cache.set(key, "value")
-        with pytest.raises(TypeError, match=r"key must be a str"):
-            cache.add(key, "value")
-        with pytest.raises(TypeError, match=r"key must be a str"):
-            cache.set_many({key: "value"})
+        assert cache.set(key, "value") is True
+        assert cache.get(key) == "value"
+        assert cache.add(key, "other") is False
+        assert cache.set_many({key: "many"}) == [key]
+        assert cache.get_many(key) == ["many"]
 
 
-@pytest.mark.parametrize("timeout", [-1, -0.5, "60", True, [60], object()])
+@pytest.mark.parametrize("timeout", [-1, -0.5, "-5", True, [60], object()])
 @pytest.mark.parametrize("decorator", ["cached", "memoize"])
 def test_bad_decorator_timeouts_fail_at_decoration_time(
     decorator: str, timeout: t.Any
@@ -695,8 +706,9 @@ def test_bad_decorator_timeouts_fail_at_decoration_time(
         getattr(cache, decorator)(timeout=timeout)
 
 
-@pytest.mark.parametrize("timeout", [None, 0, 1, 2.5])
+@pytest.mark.parametrize("timeout", [None, 0, 1, 2.5, "60"])
 def test_good_decorator_timeouts_are_accepted(timeout: t.Any) -> None:
+    # a numeric string is whole seconds, as released's normalize_timeout reads it
     cache = Cache(config={"CACHE_TYPE": "SimpleCache"})
     assert callable(cache.cached(timeout=timeout))
     assert callable(cache.memoize(timeout=timeout))
