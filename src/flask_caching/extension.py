@@ -18,6 +18,7 @@ from . import settings as settings_mod
 from .backend_setup import apply_serializer, build_backend, resolve_cache_serializer
 from .backends.base import BaseCache
 from .cached import DELETE_ATTR, CachedFunction, make_cached
+from .cli import register_cli
 from .context import app_or_none
 from .exceptions import ConfigurationError
 from .jinja2ext import ENV_ATTR, CacheExtension
@@ -87,6 +88,7 @@ class Cache:
         app.extensions.setdefault("cache", {})[self] = backend
         runtime = Runtime(backend, conf, app, owner=self)
         app.extensions.setdefault(_RUNTIMES, {})[self] = runtime
+        register_cli(app)  # the `flask cache` commands, once per app
         self.app = app
         if self.with_jinja2_ext:
             app.jinja_env.add_extension(CacheExtension)
