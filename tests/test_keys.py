@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import inspect
 import math
@@ -10,6 +11,7 @@ import pickle
 import subprocess
 import sys
 import typing as t
+from collections import OrderedDict
 
 import pytest
 from flask import Flask
@@ -176,27 +178,40 @@ values = st.recursive(
 extra_names = st.text("defgxyz_", min_size=1, max_size=3)
 
 
-def norm(value: t.Any) -> t.Any:
-    """Equal exactly for values a memoized function should treat as the same."""
-    if isinstance(value, float):
-        return ("float", repr(value))
+def released_text(args: tuple[t.Any, ...], kwargs: dict[str, t.Any]) -> str:
+    """What released 2.5.1 hashes for ``target(a, b=0, *args, c=None, **kw)``.
+
+    ``a`` and ``b`` (the positional-or-keyword parameters) are taken from the
+    keywords, else from the positional values in turn, else their default (a has
+    none: None); the positional values past the second follow; every other keyword
+    (``c`` included, when given) goes into a sorted ``OrderedDict``.
+    """
+    positional = iter(args)
+    a = kwargs["a"] if "a" in kwargs else next(positional, None)
+    b = kwargs["b"] if "b" in kwargs else next(positional, 0)
+    values = (a, b, *args[2:])
+    extra = OrderedDict(
+        sorted((k, v) for k, v in kwargs.items() if k not in ("a", "b"))
+    )
+    return f"keys-probe{values}{extra}"
+
+
+def released_key(args: tuple[t.Any, ...], kwargs: dict[str, t.Any]) -> str:
+    """The value key's first 16 characters (the version string follows them)."""
+    text = released_text(args, kwargs).encode()
+    return base64.b64encode(hashlib.sha256(text).digest())[:16].decode()
+
+
+def seed_free(value: t.Any) -> bool:
+    """False when the value's repr depends on the string hash seed: a set of
+    strings iterates in another order in another process."""
+    if isinstance(value, frozenset | set):
+        return all(isinstance(v, int) for v in value)
     if isinstance(value, dict):
-        return (
-            "dict",
-            tuple(sorted((repr(norm(k)), norm(v)) for k, v in value.items())),
-        )
-    if isinstance(value, frozenset):
-        return ("frozenset", tuple(sorted(repr(norm(v)) for v in value)))
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(norm(v) for v in value))
-    return (type(value).__name__, value)
-
-
-def logical_call(args: tuple[t.Any, ...], kwargs: dict[str, t.Any]) -> t.Any:
-    """The call as the function sees it: every parameter bound, defaults applied."""
-    bound = inspect.signature(target.uncached).bind(*args, **kwargs)
-    bound.apply_defaults()
-    return norm(dict(bound.arguments))
+        return all(seed_free(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(seed_free(v) for v in value)
+    return True
 
 
 Parts = tuple[t.Any, t.Any, tuple[t.Any, ...], t.Any, dict[str, t.Any]]
@@ -247,8 +262,12 @@ def spell(
     rest: tuple[t.Any, ...],
     c: t.Any,
     kw: dict[str, t.Any],
+    pass_c: bool | None = None,
 ) -> tuple[tuple[t.Any, ...], dict[str, t.Any]]:
-    """A random valid spelling of target(a, b, *rest, c=c, **kw)."""
+    """A random valid spelling of target(a, b, *rest, c=c, **kw).
+
+    ``pass_c`` says whether ``c=None`` is written out (None: draw it).
+    """
     args: list[t.Any] = []
     kwargs: dict[str, t.Any] = {}
     if rest:
@@ -265,7 +284,9 @@ def spell(
             args.append(b)
         elif how == "keyword" or not b_is_default:
             kwargs["b"] = b
-    if c is not None or draw(st.booleans()):
+    if pass_c is None:
+        pass_c = c is not None or draw(st.booleans())
+    if pass_c:
         kwargs["c"] = c
     for name in draw(st.permutations(sorted(kw))):
         kwargs[name] = kw[name]
@@ -275,17 +296,22 @@ def spell(
 @settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_every_spelling_of_a_call_has_one_key(data: st.DataObject) -> None:
+    """Positional or keyword, ``b`` left out or ``b=0``, extra keywords in any
+    order: one key. Released 2.5.1 keys a keyword-only argument only when it is
+    passed, so ``c=None`` written out is another key than ``c`` left out (our old
+    keys applied defaults; released's do not): both spellings here agree on it."""
     a = data.draw(values)
-    b = data.draw(st.just(0) | values)  # 0 and None are the defaults
+    b = data.draw(st.just(0) | values)  # 0 is b's default
     c = data.draw(st.none() | values)
     kw = data.draw(st.dictionaries(extra_names, values, max_size=2))
-    first = spell(data.draw, a, b, (), c, kw)
-    second = spell(data.draw, a, b, (), c, kw)
-    assert logical_call(*first) == logical_call(*second)
+    pass_c = c is not None or data.draw(st.booleans())
+    first = spell(data.draw, a, b, (), c, kw, pass_c)
+    second = spell(data.draw, a, b, (), c, kw, pass_c)
+    assert released_text(*first) == released_text(*second)
     with probe_app.app_context():
-        assert target.make_cache_key(*first[0], **first[1]) == target.make_cache_key(
-            *second[0], **second[1]
-        )
+        key = target.make_cache_key(*first[0], **first[1])
+        assert key == target.make_cache_key(*second[0], **second[1])
+    assert key[:16] == released_key(*first)
 
 
 @settings(max_examples=200, deadline=None)
@@ -293,11 +319,15 @@ def test_every_spelling_of_a_call_has_one_key(data: st.DataObject) -> None:
 def test_keys_are_equal_exactly_when_calls_are(
     pair: tuple[tuple[tuple[t.Any, ...], dict[str, t.Any]], ...],
 ) -> None:
+    """Keys are released 2.5.1's: equal exactly when the text it hashes is."""
     one, two = pair
     with probe_app.app_context():
         key_one = target.make_cache_key(*one[0], **one[1])
         key_two = target.make_cache_key(*two[0], **two[1])
-    assert (key_one == key_two) == (logical_call(*one) == logical_call(*two))
+    assert key_one[:16] == released_key(*one)
+    assert key_two[:16] == released_key(*two)
+    assert key_one[16:] == key_two[16:] and len(key_one) == 22  # + the version
+    assert (key_one == key_two) == (released_text(*one) == released_text(*two))
 
 
 def test_close_calls_get_distinct_keys() -> None:
@@ -350,18 +380,32 @@ def fresh_process_keys(
     return done.stdout.decode().split("\n")
 
 
-string_sets = st.frozensets(st.text(min_size=1, max_size=6), min_size=2, max_size=6)
+def call_is_seed_free(call: tuple[tuple[t.Any, ...], dict[str, t.Any]]) -> bool:
+    return seed_free(call[0]) and seed_free(call[1])
 
 
 @settings(
     max_examples=2,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
 )
-@given(st.lists(calls() | string_sets.map(lambda s: ((s, set(s)), {})), min_size=30))
+@given(st.lists(calls().filter(call_is_seed_free), min_size=30))
 def test_keys_are_the_same_in_a_fresh_process(
     batch: list[tuple[tuple[t.Any, ...], dict[str, t.Any]]],
 ) -> None:
+    """Another interpreter (another hash seed) names every call's value the same.
+
+    Only the first 16 characters: the version string after them belongs to each
+    process's own (empty) cache. Sets of strings are left out: released 2.5.1 keys
+    a set by its repr, whose order follows the hash seed (our old keys sorted
+    sets; released's do not, and keys must be released's).
+    """
     with probe_app.app_context():
-        here = [target.make_cache_key(*a, **k) for a, k in batch]
-    assert fresh_process_keys(batch) == here
+        here = [target.make_cache_key(*a, **k)[:16] for a, k in batch]
+    there = [key[:16] for key in fresh_process_keys(batch)]
+    assert there == here
+    assert here == [released_key(a, k) for a, k in batch]
