@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import logging
+import threading
 import typing as t
+from collections import OrderedDict
 
 import decorator_support as support
 import pytest
@@ -28,6 +31,21 @@ def app_cache(make_app: MakeApp) -> t.Iterator[tuple[Flask, Cache]]:
         yield app, cache
 
 
+def namespace(test: str, *names: str) -> str:
+    """Released Flask-Caching's namespace of a function defined in a test of this
+    module: ``module.qualname`` with ``<locals>`` spelled ``locals``."""
+    return ".".join([__name__, test, "locals", *names])
+
+
+def value_key(
+    name: str, args: tuple[t.Any, ...], kwargs: dict[str, t.Any], *versions: str
+) -> str:
+    """Released Flask-Caching's value key of one call (sha256, no source check)."""
+    text = f"{name}{args}{OrderedDict(sorted(kwargs.items()))}"
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return base64.b64encode(digest)[:16].decode("ascii") + "".join(versions)
+
+
 # -- keys -----------------------------------------------------------------------------
 
 
@@ -44,11 +62,18 @@ def test_spellings_of_one_call_share_an_entry(app_cache: tuple[Flask, Cache]) ->
     assert f(a=1) == 1
     assert f(1, b=2) == 1
     assert f(b=2, a=1) == 1
-    assert f(1, 2, c="x") == 1
-    assert f(c="x", b=2, a=1) == 1
-    assert f(1, 3) == 2
-    assert f(1, c="y") == 3
-    assert f.make_cache_key(1) == f.make_cache_key(a=1, b=2, c="x")
+    # keyword-only arguments are keyed as given, defaults not filled in (as
+    # released Flask-Caching keys them): spelling out c="x" is another entry
+    assert f(1, 2, c="x") == 2
+    assert f(c="x", b=2, a=1) == 2
+    assert f(1, 3) == 3
+    assert f(1, c="y") == 4
+    assert f.make_cache_key(1) == f.make_cache_key(a=1, b=2)
+    assert f.make_cache_key(1) != f.make_cache_key(a=1, b=2, c="x")
+    ns = namespace("test_spellings_of_one_call_share_an_entry", "f")
+    version = cache.get(ns + "_memver")
+    assert f.make_cache_key(1) == value_key(ns, (1, 2), {}, version)
+    assert f.make_cache_key(1, c="x") == value_key(ns, (1, 2), {"c": "x"}, version)
 
 
 def test_distinct_calls_never_collide(app_cache: tuple[Flask, Cache]) -> None:
@@ -112,8 +137,15 @@ def test_dict_argument_order_does_not_matter(app_cache: tuple[Flask, Cache]) -> 
         return calls()
 
     assert f({"a": 1, "b": 2}, x=1, y=2) == 1
-    assert f({"b": 2, "a": 1}, y=2, x=1) == 1
-    assert f({"b": 2, "a": 3}, y=2, x=1) == 2
+    assert f({"a": 1, "b": 2}, y=2, x=1) == 1  # extra keywords are sorted
+    # a dict argument is keyed by its repr, as released Flask-Caching keys it:
+    # another insertion order is another entry (a shared fleet must agree)
+    assert f({"b": 2, "a": 1}, x=1, y=2) == 2
+    assert f({"b": 2, "a": 3}, y=2, x=1) == 3
+    ns = namespace("test_dict_argument_order_does_not_matter", "f")
+    version = cache.get(ns + "_memver")
+    key = value_key(ns, ({"b": 2, "a": 1},), {"x": 1, "y": 2}, version)
+    assert cache.get(key) == 2
 
 
 def test_wrong_arguments_raise_like_the_function(
@@ -146,7 +178,9 @@ def test_memoize_caches_per_call(app_cache: tuple[Flask, Cache]) -> None:
     assert [f(1), f(1), f(2), f(2), f(1)] == [1, 1, 2, 2, 1]
 
 
-def test_timeout(app_cache: tuple[Flask, Cache], clock: Clock) -> None:
+def test_timeout(
+    app_cache: tuple[Flask, Cache], backend: Backend, clock: Clock
+) -> None:
     _, cache = app_cache
     calls = Calls()
 
@@ -155,6 +189,16 @@ def test_timeout(app_cache: tuple[Flask, Cache], clock: Clock) -> None:
         return calls()
 
     assert f() == 1
+    if backend.is_redis:  # the server expires keys by its own clock: ask it
+        key, version_key = f.make_cache_key(), namespace("test_timeout", "f_memver")
+        assert 8 < backend.ttl(key) <= 10
+        assert 8 < backend.ttl(version_key) <= 10
+        f.cache_timeout = 100
+        cache.delete(key)
+        assert f() == 2
+        assert 98 < backend.ttl(key) <= 100
+        assert 98 < backend.ttl(version_key) <= 100
+        return
     clock.advance(9)
     assert f() == 1
     clock.advance(2)
@@ -197,10 +241,15 @@ def test_make_name(app_cache: tuple[Flask, Cache]) -> None:
     def two(x: int) -> str:
         return f"two{x}"
 
-    assert names == [f"{__name__}.test_make_name.<locals>.one"]
+    assert names == [namespace("test_make_name", "one")]
     assert one(1) == "one1"
-    assert two(1) == "one1"  # the same name: the same entries
-    assert one.make_cache_key(1) == two.make_cache_key(1)
+    assert two(1) == "two1"  # each function keeps its own version key
+    ns_one, ns_two = (namespace("test_make_name", n) for n in ("one", "two"))
+    one_version, two_version = (cache.get(n + "_memver") for n in (ns_one, ns_two))
+    # the made name is hashed into the value key only, as in released Flask-Caching
+    assert one.make_cache_key(1) == value_key("renamed", (1,), {}, one_version)
+    assert two.make_cache_key(1) == value_key("renamed", (1,), {}, two_version)
+    assert cache.get(value_key("renamed", (1,), {}, one_version)) == "one1"
 
 
 def test_unless(app_cache: tuple[Flask, Cache]) -> None:
@@ -333,8 +382,12 @@ def test_args_to_ignore(app_cache: tuple[Flask, Cache]) -> None:
     assert f(1, "r1") == 1
     assert f(1, "r2", log=print) == 1
     assert f(2, "r1") == 2
-    with pytest.raises(ValueError, match="nope"):
-        cache.memoize(args_to_ignore=["nope"])(lambda x: x)
+    ns = namespace("test_args_to_ignore", "f")
+    version = cache.get(ns + "_memver")
+    assert cache.get(value_key(ns, (1, None, None), {}, version)) == 1
+    # a name that is no parameter is ignored, as released Flask-Caching ignores it
+    g = cache.memoize(args_to_ignore=["nope"])(lambda x: x + 0 * calls())
+    assert [g(1), g(1), calls.count] == [1, 1, 3]
 
 
 def test_is_stale(app_cache: tuple[Flask, Cache]) -> None:
@@ -558,8 +611,8 @@ def test_delete_memoized_method_of_one_instance(
     assert [a.balance(), b.balance()] == [8, 9]
 
 
-def test_instance_passed_by_keyword_is_the_same_entry(
-    app_cache: tuple[Flask, Cache],
+def test_instance_passed_by_keyword_is_served_uncached(
+    app_cache: tuple[Flask, Cache], caplog: pytest.LogCaptureFixture
 ) -> None:
     _, cache = app_cache
     calls = Calls()
@@ -573,11 +626,17 @@ def test_instance_passed_by_keyword_is_the_same_entry(
             return calls()
 
     account = Account()
-    assert Account.balance(self=account) == 1  # type: ignore[call-arg]
-    assert account.balance() == 1
+    # released Flask-Caching cannot key a method whose self is given by keyword:
+    # it serves the call uncached (and says so); so do we
+    with caplog.at_level(logging.WARNING, "flask_caching"):
+        assert Account.balance(self=account) == 1  # type: ignore[call-arg]
+        assert Account.balance(self=account) == 2  # type: ignore[call-arg]
+    assert "first positional argument" in caplog.text
+    assert account.balance() == 3
+    assert account.balance() == 3
+    assert Account.balance(account) == 3  # positional: the same entry
     cache.delete_memoized(account.balance)
-    assert Account.balance(self=account) == 2  # type: ignore[call-arg]
-    assert account.balance() == 2
+    assert account.balance() == 4
 
 
 def test_delete_memoized_classmethod(app_cache: tuple[Flask, Cache]) -> None:
@@ -622,16 +681,33 @@ def test_decorated_delete_memoized(app_cache: tuple[Flask, Cache]) -> None:
         return calls()
 
     assert [f(1), f(2)] == [1, 2]
-    f.delete_memoized(1)  # type: ignore[attr-defined]
-    assert [f(1), f(2)] == [3, 2]
     f.delete_memoized()  # type: ignore[attr-defined]
-    assert [f(1), f(2)] == [4, 5]
+    assert [f(1), f(2)] == [3, 4]
+    # as released: the attribute takes no arguments (one call: cache.delete_memoized)
+    with pytest.raises(TypeError):
+        f.delete_memoized(1)  # type: ignore[attr-defined]
+    assert [f(1), f(2)] == [3, 4]
 
 
-def test_delete_memoized_rejects_undecorated(app_cache: tuple[Flask, Cache]) -> None:
+def test_delete_memoized_of_something_not_memoized(
+    app_cache: tuple[Flask, Cache], caplog: pytest.LogCaptureFixture
+) -> None:
+    """As released: a callable that is not memoized has nothing to delete (a DEBUG
+    line says so); a name is refused."""
     _, cache = app_cache
-    with pytest.raises(TypeError, match="not a @memoize"):
-        cache.delete_memoized(lambda: 1)
+    cache.set("kept", "value")
+
+    def plain() -> int:
+        return 1
+
+    with caplog.at_level(logging.DEBUG, "flask_caching"):
+        cache.delete_memoized(plain)
+        cache.delete_memoized(plain, 1)
+        cache.delete_memoized_verhash(plain)
+    assert "not a @memoize" in caplog.text
+    assert cache.get("kept") == "value"
+    with pytest.raises(TypeError, match="function reference"):
+        cache.delete_memoized("plain")
 
 
 # -- async, errors ----------------------------------------------------------------
@@ -693,3 +769,177 @@ def test_backend_errors_raise_in_debug_mode() -> None:
 
     with app.app_context(), pytest.raises(ConnectionError, match="backend down"):
         f(1)
+
+
+# -- released Flask-Caching's version keys --------------------------------------------
+
+
+def test_version_keys_are_released_names_with_six_char_versions(
+    app_cache: tuple[Flask, Cache],
+) -> None:
+    _, cache = app_cache
+
+    class Account:
+        def __repr__(self) -> str:
+            return "Account(1)"
+
+        @cache.memoize()
+        def balance(self, currency: str = "EUR") -> str:
+            return f"10 {currency}"
+
+    @cache.memoize()
+    def total(x: int) -> int:
+        return x * 2
+
+    test = "test_version_keys_are_released_names_with_six_char_versions"
+    assert total(3) == 6
+    ns = namespace(test, "total")
+    version = cache.get(ns + "_memver")
+    assert type(version) is str and len(version) == 6
+    assert cache.get(value_key(ns, (3,), {}, version)) == 6  # the value, as returned
+
+    assert Account().balance() == "10 EUR"
+    method_ns = namespace(test, "Account", "balance")
+    function_version = cache.get(method_ns + "_memver")
+    instance_version = cache.get(method_ns + ".Account1_memver")  # "()" dropped
+    for v in (function_version, instance_version):
+        assert type(v) is str and len(v) == 6
+    key = value_key(
+        method_ns, ("Account(1)", "EUR"), {}, function_version, instance_version
+    )
+    assert cache.get(key) == "10 EUR"
+    cache.delete_memoized(total)
+    new_version = cache.get(ns + "_memver")
+    assert type(new_version) is str and len(new_version) == 6
+    assert new_version != version
+
+
+def test_version_keys_expire_with_the_newest_entry(
+    app_cache: tuple[Flask, Cache], backend: Backend, clock: Clock
+) -> None:
+    """As released: the version key is written with every entry's timeout, so it
+    lives as long as the newest entry and no longer."""
+    _, cache = app_cache
+    calls = Calls()
+
+    @cache.memoize(timeout=30)
+    def f(x: int) -> int:
+        return calls()
+
+    version_key = namespace("test_version_keys_expire_with_the_newest_entry", "f")
+    version_key += "_memver"
+    assert f(1) == 1
+    if backend.is_redis:
+        assert 28 < backend.ttl(version_key) <= 30
+    f.cache_timeout = 100
+    assert f(2) == 2
+    if backend.is_redis:
+        assert 98 < backend.ttl(version_key) <= 100
+        return
+    clock.advance(31)
+    assert cache.get(version_key) is not None  # f(2)'s entry still lives
+    assert [f(1), f(2)] == [3, 2]
+    clock.advance(101)
+    assert cache.get(version_key) is None
+    assert f(2) == 4
+
+
+def test_ignoring_self_shares_entries_across_instances(
+    app_cache: tuple[Flask, Cache],
+) -> None:
+    _, cache = app_cache
+    calls = Calls()
+
+    class Rates:
+        def __init__(self, pk: int) -> None:
+            self.pk = pk
+
+        def __repr__(self) -> str:
+            return f"Rates({self.pk})"
+
+        @cache.memoize(args_to_ignore=["self"])
+        def rate(self, currency: str) -> int:
+            return calls()
+
+    assert [Rates(1).rate("EUR"), Rates(2).rate("EUR"), Rates(3).rate("USD")] == [
+        1,
+        1,
+        2,
+    ]
+    ns = namespace("test_ignoring_self_shares_entries_across_instances")
+    ns += ".Rates.rate"
+    version = cache.get(ns + "_memver")
+    assert cache.get(value_key(ns, (None, "EUR"), {}, version)) == 1
+    assert cache.get(ns + ".Rates1_memver") is None  # no instance version key
+    cache.delete_memoized(Rates(1).rate)  # the function's version: every instance
+    assert cache.get(ns + "_memver") != version
+    assert [Rates(2).rate("EUR"), Rates(1).rate("EUR")] == [3, 3]
+
+
+def test_callbacks_get_the_call_and_only_a_literal_true_counts(
+    app_cache: tuple[Flask, Cache],
+) -> None:
+    _, cache = app_cache
+    calls = Calls()
+    forced: list[tuple[t.Any, ...]] = []
+    checked: list[tuple[t.Any, ...]] = []
+    answers = {"forced": t.cast(t.Any, 1), "stale": t.cast(t.Any, "yes")}
+
+    def forced_update(x: int, y: int = 0) -> t.Any:
+        forced.append((x, y))
+        return answers["forced"]
+
+    def is_stale(value: int, x: int, y: int = 0) -> t.Any:
+        checked.append((value, x, y))
+        return answers["stale"]
+
+    @cache.memoize(forced_update=forced_update, is_stale=is_stale)
+    def f(x: int, y: int = 0) -> int:
+        return calls()
+
+    assert [f(1), f(1, y=2), f(1)] == [1, 2, 1]  # truthy is not True
+    assert forced == [(1, 0), (1, 2), (1, 0)]  # once per call, with its arguments
+    assert checked == [(1, 1, 0)]  # once per hit, with the value and the call
+    answers["stale"] = True
+    assert f(1) == 3
+    assert checked[-1] == (1, 1, 0) and len(checked) == 2
+    answers["forced"] = True
+    assert f(1) == 4
+    assert len(forced) == 5 and len(checked) == 2  # forced: nothing read, no check
+    answers["forced"], answers["stale"] = False, False
+    assert f(1) == 4
+
+
+def test_a_delete_during_a_computation_is_not_undone(
+    app_cache: tuple[Flask, Cache],
+) -> None:
+    """A value computed while delete_memoized ran must not bring back the entries
+    that delete dropped (storing it rewrites the version keys it read)."""
+    _, cache = app_cache
+    calls = Calls()
+    inside, go_on = threading.Event(), threading.Event()
+
+    @cache.memoize()
+    def f(x: int) -> int:
+        if x == 2:
+            inside.set()
+            assert go_on.wait(10)
+        return calls()
+
+    app = app_cache[0]
+    assert f(1) == 1
+    results: list[int] = []
+
+    def slow() -> None:
+        with app.app_context():
+            results.append(f(2))
+
+    th = threading.Thread(target=slow, daemon=True)
+    th.start()
+    assert inside.wait(10)
+    cache.delete_memoized(f)
+    go_on.set()
+    th.join(10)
+    assert results == [2]
+    assert f(1) == 3  # the delete stands
+    assert f(1) == 3
