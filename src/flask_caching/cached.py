@@ -34,6 +34,7 @@ from .options import (
 )
 from .privacy import Guard, PrivateMode, check_private, parse_vary
 from .runtime import Runtime
+from .session_watch import Seen, watching_session
 from .signals import cache_view_hit, cache_view_miss
 from .utils import join_generator, normalize_timeout
 from .view_keys import ViewKeys
@@ -105,8 +106,8 @@ class CachedFunction(t.Protocol[P, R]):
 
 def _to_payload(rv: t.Any) -> t.Any:
     """What to store for a result: the result itself, but never a file stream."""
-    if isinstance(rv, Response) and rv.direct_passthrough:
-        return MISS  # send_file: not ours to buffer
+    if isinstance(rv, Response) and (rv.direct_passthrough or rv.is_streamed):
+        return MISS  # send_file, a generator: not ours to buffer
     return rv
 
 
@@ -167,7 +168,14 @@ class CachedView:
         )
         self.wrapper = t.cast(
             CachedFunction[..., t.Any],
-            wrap(f, self.begin, self.outcome_of, self.finish, catch=HTTPException),
+            wrap(
+                f,
+                self.begin,
+                self.outcome_of,
+                self.finish,
+                catch=HTTPException,
+                observe=watching_session,
+            ),
         )
         self.wrapper.uncached = f
         self.wrapper.cache_timeout = opts.timeout
@@ -263,8 +271,9 @@ class CachedView:
         )
         return rt, key, payload, flow
 
-    def outcome_of(self, rv: t.Any) -> Outcome:
-        """What a computation returns and stores (MISS: store nothing)."""
+    def outcome_of(self, rv: t.Any, seen: Seen | None = None) -> Outcome:
+        """What a computation returns and stores (MISS: store nothing); *seen*
+        says whether the function used the session."""
         opts = self.opts
         if inspect.isgenerator(rv):
             rv = join_generator(rv)
@@ -279,7 +288,8 @@ class CachedView:
         if opts.response_filter is not None and not opts.response_filter(rv):
             return Outcome(rv, MISS)
         override = rv.timeout if isinstance(rv, CachedResponse) else None
-        rv, payload = self.guard.admit(rv, _to_payload)  # privacy rules, 5xx
+        read = seen is not None and seen.read
+        rv, payload = self.guard.admit(rv, _to_payload, read)  # privacy, 5xx
         return Outcome(rv, payload, override or None)
 
     def finish(

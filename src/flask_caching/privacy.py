@@ -238,12 +238,15 @@ class Guard:
     # -- store path ------------------------------------------------------------
 
     def admit(
-        self, rv: t.Any, to_payload: Callable[[t.Any], t.Any]
+        self, rv: t.Any, to_payload: Callable[[t.Any], t.Any], read: bool = False
     ) -> tuple[t.Any, t.Any]:
         """``(result, payload)`` for a fresh result; payload MISS = store nothing.
 
-        With ``vary``/``vary_on_session`` in a request, the result becomes a
-        response carrying ``Vary`` so hits replay it.
+        *read* says the function itself used the session while it ran (see
+        :mod:`.session_watch`): such a view is cached per session from then on
+        (this result, computed under the shared key, is not stored). With
+        ``vary``/``vary_on_session`` in a request, the result becomes a response
+        carrying ``Vary`` so hits replay it.
         """
         if not has_request_context():
             plain = rv if isinstance(rv, Response) else None
@@ -260,8 +263,11 @@ class Guard:
             response = None  # a body alone: no headers, status 200
         if not _status_ok(response, self.filtered):
             return rv, MISS
-        accessed = session_accessed()
+        accessed = read
         mode = self.private or self.get_mode()
+        if accessed and mode != "allow" and not self.per_session:
+            self.learn_session()
+            return rv, MISS
         if mode != "allow":
             reasons = self.reasons(response, accessed)
             if reasons:
@@ -325,6 +331,26 @@ class Guard:
                 "private='allow'"
             )
         return found
+
+    @property
+    def per_session(self) -> bool:
+        """Entries are one per session (asked for, or learned) or keyed by the
+        caller's own ``make_cache_key``."""
+        return self.vary_on_session or self.custom_key
+
+    def learn_session(self) -> None:
+        """The view read the session: key it per session from now on."""
+        self.vary_on_session = True
+        self.keyed = True
+        self.per_user = True
+        self.covered = self.covered | {"cookie"}
+        if "Cookie" not in self.vary_headers:
+            self.vary_headers = (*self.vary_headers, "Cookie")
+        logger.info(
+            "%s read the session while it ran: it is cached per session from now "
+            "on (visitors without a session share one entry). Logged once per view.",
+            self.name,
+        )
 
     def refuse(self, reasons: list[str]) -> None:
         """Log why nothing was stored: a warning the first time, then debug."""

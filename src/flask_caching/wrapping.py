@@ -8,6 +8,7 @@ for plain functions and for coroutine functions.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import typing as t
@@ -30,15 +31,19 @@ Finish = Callable[
 def wrap(
     f: Callable[..., t.Any],
     begin: Begin,
-    outcome_of: Callable[[t.Any], Outcome],
+    outcome_of: Callable[..., Outcome],
     finish: Finish,
     catch: type[BaseException] | tuple[type[BaseException], ...] = (),
+    observe: Callable[[], t.ContextManager[t.Any]] | None = None,
 ) -> Callable[..., t.Any]:
     """A function like *f* (a coroutine function if *f* is one) that caches calls.
 
     An exception of a type in *catch* raised by *f* becomes its result (``@cached``
     stores an ``abort(404)`` as released Flask-Caching does; *finish* raises it).
+    With *observe*, the function runs inside ``observe()`` and *outcome_of* gets
+    what it yielded as a second argument (``@cached`` watches the session).
     """
+    watch = observe if observe is not None else _nothing
     if inspect.iscoroutinefunction(f):
 
         @functools.wraps(f)
@@ -51,11 +56,12 @@ def wrap(
             if flow is not None:
 
                 async def compute() -> Outcome:
-                    try:
-                        rv = await f(*args, **kwargs)
-                    except catch as exc:
-                        rv = exc
-                    return outcome_of(rv)
+                    with watch() as seen:
+                        try:
+                            rv = await f(*args, **kwargs)
+                        except catch as exc:
+                            rv = exc
+                    return outcome_of(rv, seen) if observe else outcome_of(rv)
 
                 hit, value = await drive_async(flow, compute)
             return finish(rt, key, hit, value, args, kwargs)
@@ -72,13 +78,19 @@ def wrap(
         if flow is not None:
 
             def compute() -> Outcome:
-                try:
-                    rv = f(*args, **kwargs)
-                except catch as exc:
-                    rv = exc
-                return outcome_of(rv)
+                with watch() as seen:
+                    try:
+                        rv = f(*args, **kwargs)
+                    except catch as exc:
+                        rv = exc
+                return outcome_of(rv, seen) if observe else outcome_of(rv)
 
             hit, value = drive_sync(flow, compute)
         return finish(rt, key, hit, value, args, kwargs)
 
     return sync_wrapper
+
+
+@contextlib.contextmanager
+def _nothing() -> t.Iterator[None]:
+    yield None
