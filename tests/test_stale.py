@@ -1,8 +1,10 @@
 """``stale_while_revalidate`` and ``stale_if_error``.
 
-With SimpleCache the wall clock is virtual (``time.time`` is patched: the envelope's
-``fresh_until`` and SimpleCache's expiry both read it), so no test sleeps through a
-timeout; the Redis test uses real time because the server expires keys itself.
+Entries with a staleness window keep the value under its usual key and
+``(fresh_until, versions)`` beside it in ``<key>:fc-meta``. With SimpleCache the wall
+clock is virtual (``time.time`` is patched: ``fresh_until`` and SimpleCache's expiry
+both read it), so no test sleeps through a timeout; the Redis test uses real time
+because the server expires keys itself.
 """
 
 from __future__ import annotations
@@ -82,6 +84,15 @@ class Source:
             raise RuntimeError(f"refresh {run} failed")
         return f"v{run}"
 
+    def function(self) -> Callable[[int], str]:
+        """A plain function running this body: memoize names keys by a function's
+        module and qualname, as released Flask-Caching does."""
+
+        def compute(x: int) -> str:
+            return self(x)
+
+        return compute
+
 
 def timed_threads(
     count: int, target: Callable[[int], t.Any]
@@ -125,7 +136,7 @@ def split(
 def test_stale_value_is_served_at_once_while_one_caller_refreshes(clock: Clock) -> None:
     app, cache = make_app()
     source = Source()
-    f = cache.memoize(timeout=10, stale_while_revalidate=60)(source)
+    f = cache.memoize(timeout=10, stale_while_revalidate=60)(source.function())
     with app.app_context():
         assert f(1) == "v1"
     clock.advance(11)  # stale now, within the window
@@ -162,10 +173,11 @@ def test_stale_entries_across_processes_refresh_once(
         "CACHE_KEY_PREFIX": f"swr{uuid.uuid4().hex[:8]}_",
     }
     source = Source()
+    body = source.function()  # one function: both Caches share its version key
     pairs = [make_app(config) for _ in range(2)]
     fs = [
         cache.memoize(timeout=1, stale_while_revalidate=30, make_name=lambda n: "swr")(
-            source
+            body
         )
         for _app, cache in pairs
     ]
@@ -173,8 +185,10 @@ def test_stale_entries_across_processes_refresh_once(
     with app0.app_context():
         assert fs[0](1) == "v1"
         key = fs[0].make_cache_key(1)
-    ttl = server.client().pttl(config["CACHE_KEY_PREFIX"] + key)
-    assert 30_000 < ttl <= 31_000  # timeout + stale_while_revalidate
+    with server.client() as client:
+        for stored in (key, key + ":fc-meta"):
+            ttl = client.pttl(config["CACHE_KEY_PREFIX"] + stored)
+            assert 30_000 < ttl <= 31_000  # timeout + stale_while_revalidate
     time.sleep(1.1)
 
     def call(i: int) -> str:
@@ -250,7 +264,7 @@ def test_a_cached_view_serves_its_stale_response(clock: Clock) -> None:
 def test_a_fresh_hit_with_stale_options_costs_one_get_many(clock: Clock) -> None:
     app, cache = make_app()
     f = cache.memoize(timeout=10, stale_while_revalidate=60, stale_if_error=60)(
-        Source()
+        Source().function()
     )
     rt = runtime(app, cache)
     with app.app_context():
@@ -292,7 +306,7 @@ class Recorder:
 def test_a_stale_hit_costs_one_get_many_while_a_refresh_runs(clock: Clock) -> None:
     app, cache = make_app()
     source = Source()
-    f = cache.memoize(timeout=10, stale_while_revalidate=60)(source)
+    f = cache.memoize(timeout=10, stale_while_revalidate=60)(source.function())
     rt = runtime(app, cache)
     with app.app_context():
         f(1)
@@ -320,7 +334,7 @@ def test_a_stale_hit_costs_one_get_many_while_a_refresh_runs(clock: Clock) -> No
 def test_entries_are_kept_for_timeout_plus_the_window(clock: Clock) -> None:
     app, cache = make_app()
     f = cache.memoize(timeout=10, stale_while_revalidate=30, stale_if_error=50)(
-        Source()
+        Source().function()
     )
     rt = runtime(app, cache)
     with app.app_context():
@@ -336,7 +350,9 @@ def test_past_the_window_the_caller_waits_for_the_new_value(clock: Clock) -> Non
     app, cache = make_app()
     source = Source()
     # stale_if_error keeps the entry in the backend; it is still not served fresh
-    f = cache.memoize(timeout=10, stale_while_revalidate=5, stale_if_error=100)(source)
+    f = cache.memoize(timeout=10, stale_while_revalidate=5, stale_if_error=100)(
+        source.function()
+    )
     with app.app_context():
         f(1)
         clock.advance(16)
@@ -348,7 +364,7 @@ def test_past_the_window_the_caller_waits_for_the_new_value(clock: Clock) -> Non
 def test_an_invalidated_entry_is_never_served_stale(clock: Clock) -> None:
     app, cache = make_app()
     source = Source()
-    f = cache.memoize(timeout=10, stale_while_revalidate=60)(source)
+    f = cache.memoize(timeout=10, stale_while_revalidate=60)(source.function())
     with app.app_context():
         f(1)
         clock.advance(11)
@@ -379,7 +395,7 @@ def test_stale_settings_are_the_defaults(clock: Clock) -> None:
         {"CACHE_TYPE": "SimpleCache", "CACHE_STALE_WHILE_REVALIDATE": 60}
     )
     source = Source()
-    f = cache.memoize(timeout=10)(source)
+    f = cache.memoize(timeout=10)(source.function())
     with app.app_context():
         f(1)
     clock.advance(11)
@@ -392,6 +408,33 @@ def test_stale_settings_are_the_defaults(clock: Clock) -> None:
     assert sorted(r for r, _ in results) == ["v1", "v1", "v1", "v2"]
 
 
+def test_the_value_stays_readable_by_a_plain_get_with_its_meta_beside(
+    clock: Clock,
+) -> None:
+    """Released Flask-Caching reads the value of a stale-while-revalidate entry with
+    a plain get; our freshness sits in a key of its own, and an entry written
+    without it (by released Flask-Caching) is fresh while the backend keeps it."""
+    app, cache = make_app()
+    source = Source()
+    f = cache.memoize(timeout=10, stale_while_revalidate=60)(source.function())
+    with app.app_context():
+        before = time.time()
+        assert f(1) == "v1"
+        key = f.make_cache_key(1)
+        assert cache.get(key) == "v1"
+        fresh_until, versions = cache.get(key + ":fc-meta")
+        assert before + 10 <= fresh_until <= time.time() + 10
+        assert tuple(versions) == ()
+        clock.advance(11)
+        assert cache.get(key) == "v1"  # still readable while stale
+        assert f(1) == "v2"  # the only caller refreshes it inline
+        assert cache.get(key) == "v2"
+        cache.delete(key + ":fc-meta")
+        cache.set(key, "written by released", timeout=10)
+        assert f(1) == "written by released"
+        assert source.runs == 2
+
+
 # --- refresh failures and stale_if_error --------------------------------------------
 
 
@@ -400,7 +443,7 @@ def test_stale_if_error_serves_the_stale_value_and_logs(
 ) -> None:
     app, cache = make_app()
     source = Source()
-    f = cache.memoize(timeout=10, stale_if_error=60)(source)
+    f = cache.memoize(timeout=10, stale_if_error=60)(source.function())
     with app.app_context():
         assert f(1) == "v1"
         clock.advance(11)
@@ -420,7 +463,7 @@ def test_a_failed_refresh_without_stale_if_error_raises_to_the_refresher_only(
 ) -> None:
     app, cache = make_app()
     source = Source()
-    f = cache.memoize(timeout=10, stale_while_revalidate=60)(source)
+    f = cache.memoize(timeout=10, stale_while_revalidate=60)(source.function())
     with app.app_context():
         f(1)
     clock.advance(11)
@@ -444,7 +487,9 @@ def test_stale_while_revalidate_with_stale_if_error_never_raises(
 ) -> None:
     app, cache = make_app()
     source = Source()
-    f = cache.memoize(timeout=10, stale_while_revalidate=60, stale_if_error=60)(source)
+    f = cache.memoize(timeout=10, stale_while_revalidate=60, stale_if_error=60)(
+        source.function()
+    )
     with app.app_context():
         f(1)
     clock.advance(11)
