@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import signal
-import struct
 import subprocess
 import sys
 import textwrap
@@ -25,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from unittest import mock
 
+import cachelib.file
 import pytest
 from flask import Flask
 
@@ -238,7 +238,8 @@ def test_a_hit_with_locking_costs_one_get_many() -> None:
         rt.backend = spy
         assert f(1) == 1
         assert view() == "body"
-    assert [c[0] for c in spy.method_calls] == ["get_many", "get_many"]
+    # memoize: its version key and value key together; the view: its one key
+    assert [c[0] for c in spy.method_calls] == ["get_many", "get"]
 
 
 def test_a_locked_miss_takes_rereads_and_releases_the_lock() -> None:
@@ -254,9 +255,9 @@ def test_a_locked_miss_takes_rereads_and_releases_the_lock() -> None:
     with app.app_context():
         assert view() == "body"
     assert [c[0] for c in spy.method_calls] == [
-        "get_many",  # the miss
+        "get",  # the miss
         "acquire_lock",
-        "get_many",  # re-check under the lock
+        "get",  # re-check under the lock
         "set",
         "release_lock",
     ]
@@ -485,12 +486,13 @@ def test_filesystem_add_over_an_expired_entry_has_one_winner(tmp_path: Path) -> 
     from flask_caching.backends.filesystemcache import FileSystemCache
 
     backend = FileSystemCache(str(tmp_path / "race"), threshold=0)
+    real = cachelib.file.time
     for round_ in range(25):
         key = f"expired-{round_}"
-        with open(backend._filename(key), "wb") as fh:  # expired a minute ago
-            fh.write(
-                struct.pack(">d", time.time() - 60) + backend.serializer.dumps("old")
-            )
+        # written through the backend by a clock two minutes back: expired at once
+        with mock.patch.object(cachelib.file, "time", lambda: real() - 120):
+            assert backend.set(key, "old", timeout=60)
+        assert not backend.has(key) and os.path.exists(backend._filename(key))
         wins = run_threads(
             12, lambda i, key=key: backend.add(key, f"owner-{i}", timeout=60)
         )
@@ -541,14 +543,15 @@ WORKER = textwrap.dedent(
         app = Flask("worker")
         cache = Cache(app, config=config)
 
-        @cache.memoize(
-            timeout=60, lock=True, lock_timeout=lease, make_name=lambda n: "stampede"
-        )
         def compute(name):  # only ``name`` is in the key, as in the parent
             with open(counter, "a") as fh:
                 fh.write(f"{os.getpid()}\\n")
             time.sleep(delay)
             return f"{name}@{os.getpid()}"
+
+        # the parent's function has this namespace too: one version key for both
+        compute.__module__, compute.__qualname__ = "stampede", "compute"
+        compute = cache.memoize(timeout=60, lock=True, lock_timeout=lease)(compute)
 
         print("ready", flush=True)
         sys.stdin.readline()
@@ -694,15 +697,16 @@ def test_a_killed_holder_blocks_nobody_past_its_lease(
         app, cache = make_app(config)
         mine: list[int] = []
 
-        @cache.memoize(
-            timeout=60, lock=True, lock_timeout=lease, make_name=lambda n: "stampede"
-        )
-        def compute(name: str) -> str:
+        def body(name: str) -> str:
             mine.append(1)
             with open(counter, "a") as fh:
                 fh.write(f"{os.getpid()}\n")
             time.sleep(0.1)
             return f"{name}@{os.getpid()}"
+
+        # the worker's namespace: memoize keys (version key included) are shared
+        body.__module__, body.__qualname__ = "stampede", "compute"
+        compute = cache.memoize(timeout=60, lock=True, lock_timeout=lease)(body)
 
         lock_key = ""
         with app.app_context():
