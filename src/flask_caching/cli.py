@@ -36,6 +36,8 @@ __all__ = ["cache_group", "register_cli"]
 
 #: longest value repr ``flask cache get`` prints without ``--full``
 REPR_LIMIT = 300
+#: longest ``name: k=v k=v`` line :func:`render` writes; longer ones are split
+INLINE_WIDTH = 100
 _META = "flask_caching.cli.cache"
 
 
@@ -129,18 +131,20 @@ def _scalar(value: t.Any) -> bool:
 
 def render(data: Mapping[str, t.Any], depth: int = 0) -> list[str]:
     """Nested mappings as indented ``name: value`` lines; below the first level a
-    mapping of plain values fits on one line (``hits=3 misses=1``)."""
+    short mapping of plain values goes on one line (``hits=3 misses=1``)."""
     pad = "  " * depth
     lines: list[str] = []
     for name, value in data.items():
         if _scalar(value):
             lines.append(f"{pad}{name}: {value}")
-        elif depth >= 1 and value and all(_scalar(v) for v in value.values()):
-            inline = " ".join(f"{k}={v}" for k, v in value.items())
-            lines.append(f"{pad}{name}: {inline}")
-        else:
-            lines.append(f"{pad}{name}:")
-            lines.extend(render(value, depth + 1) if value else [f"{pad}  (none)"])
+            continue
+        if depth >= 1 and value and all(_scalar(v) for v in value.values()):
+            line = f"{pad}{name}: " + " ".join(f"{k}={v}" for k, v in value.items())
+            if len(line) <= INLINE_WIDTH:
+                lines.append(line)
+                continue
+        lines.append(f"{pad}{name}:")
+        lines.extend(render(value, depth + 1) if value else [f"{pad}  (none)"])
     return lines
 
 
