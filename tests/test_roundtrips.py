@@ -241,11 +241,12 @@ def test_a_hit_reads_through_get_many_once(
     client.get("/")
     used.clear()
     client.get("/")
-    assert used == [("get_many", 1)]
+    assert used == [("get", 1)]  # one key: get, as released reads it
     client.get("/varied")
     used.clear()
     client.get("/varied")
-    assert used == [("get_many", 2)]  # the variant and its version key
+    # the variant, its meta key and the version key its variants share
+    assert used == [("get_many", 3)]
 
 
 # -- outage ---------------------------------------------------------------------------
@@ -331,10 +332,11 @@ class _Account:
         return f"Account({self.n})"
 
 
-def test_instance_version_keys_expire_and_the_function_one_does_not(
+def test_version_keys_expire_with_the_newest_entry(
     make_redis_app: MakeApp, redis_backend: Backend
 ) -> None:
-    """Objects that come and go must not leave a version key each on the server."""
+    """As released: every version key is written with the entry's timeout, so
+    objects that come and go leave no version key behind on the server."""
     app, cache = make_redis_app()
 
     class Account(_Account):
@@ -342,16 +344,58 @@ def test_instance_version_keys_expire_and_the_function_one_does_not(
         def balance(self) -> int:
             return self.n
 
+    ns = f"{__name__}.test_version_keys_expire_with_the_newest_entry.locals"
+    function_key = f"{ns}.Account.balance_memver"
+    instance_key = f"{ns}.Account.balance.Account1_memver"  # "Account(1)" stripped
     with app.app_context():
-        Account(1).balance()
-        _value_key, (function_key, instance_key) = (
-            Account.balance._flask_caching_memoize.keys(  # type: ignore[attr-defined]
-                cache._runtime(), (Account(1),), {}
-            )
-        )
-        assert redis_backend.ttl(function_key) == -1
-        assert 60 < redis_backend.ttl(instance_key) <= 120
-        cache.delete_memoized(Account(1).balance)
-        assert redis_backend.ttl(instance_key) == -2  # dropped, not rewritten
-        assert Account(1).balance() == 1  # a miss that recreates it
-        assert 60 < redis_backend.ttl(instance_key) <= 120
+        assert Account(1).balance() == 1
+        for key in (function_key, instance_key):
+            assert 55 < redis_backend.ttl(key) <= 60
+        before = cache.get(instance_key)
+        with counting(server_of(redis_backend)) as deleting:
+            cache.delete_memoized(Account(1).balance)
+        assert deleting.total == 1  # invalidating an instance is one write
+        assert cache.get(instance_key) != before
+        assert redis_backend.ttl(instance_key) == -1  # set_many(timeout=0)
+        assert Account(1).balance() == 1  # a miss that stores it again
+        assert 55 < redis_backend.ttl(instance_key) <= 60
+
+
+def test_another_process_sees_a_delete_in_two_round_trips_once(
+    make_redis_app: MakeApp, redis_backend: Backend
+) -> None:
+    """Two Caches on one server (two processes): after one runs delete_memoized,
+    the other's next hit reads the versions with the old value key, then the new
+    value key (two reads), and then it is one read again. A process that has seen
+    nothing yet reads the versions, then the value, as released does."""
+    apps = [make_redis_app() for _ in range(3)]
+    calls = Calls()
+
+    def total(x: int) -> int:
+        return calls()
+
+    fs = [cache.memoize(timeout=60)(total) for _app, cache in apps]
+    server = server_of(redis_backend)
+    (app_a, cache_a), (app_b, _cache_b), (app_c, cache_c) = apps
+    with app_a.app_context():
+        assert fs[0](1) == 1
+    with app_b.app_context():
+        assert fs[1](1) == 1  # b has seen the versions
+    with app_a.app_context():
+        cache_a.delete_memoized(fs[0])  # "process" a deletes, and recomputes
+        assert fs[0](1) == 2
+    with app_b.app_context():
+        with counting(server) as first:
+            assert fs[1](1) == 2
+        with counting(server) as then:
+            assert fs[1](1) == 2
+    assert first.total == 2 and first.counts.get("mget") == 1, first.counts
+    assert then.counts == {"mget": 1}
+    with app_c.app_context():  # cold: versions, then the value
+        assert cache_c.get("unrelated") is None  # connects (HELLO) beforehand
+        with counting(server) as cold:
+            assert fs[2](1) == 2
+        with counting(server) as warm:
+            assert fs[2](1) == 2
+    assert cold.total == 2 and cold.counts.get("get") == 1, cold.counts
+    assert warm.counts == {"mget": 1}
