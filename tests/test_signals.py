@@ -121,3 +121,31 @@ def test_no_signals_unless_enabled(make_app: MakeApp) -> None:
             f(1)
             f(1)
     assert log == []
+
+
+def test_signals_follow_the_cache_attribute_and_name_the_stored_key(
+    make_app: MakeApp,
+) -> None:
+    """As released: ``cache.enable_signals`` is read on each call, and the key a
+    signal names is the one the value is stored under (``cache.get`` reads it)."""
+    app, cache = make_app()
+    calls = Calls()
+
+    @cache.memoize()
+    def f(x: int) -> int:
+        return calls()
+
+    with app.app_context(), recording() as log:
+        assert cache.enable_signals is False
+        f(1)
+        cache.enable_signals = True
+        f(1)
+        f(2)
+        cache.enable_signals = False
+        f(2)
+    assert [(name, kw["args"]) for name, _s, kw in log] == [
+        ("cache_memoize_hit", (1,)),
+        ("cache_memoize_miss", (2,)),
+    ]
+    with app.app_context():
+        assert [cache.get(kw["cache_key"]) for _n, _s, kw in log] == [1, 2]
