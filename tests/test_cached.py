@@ -718,12 +718,10 @@ def test_cached_response_timeout_wins(
     assert client.get("/long").data == b"long-2"
 
 
-def test_generator_is_cached_as_its_full_body(
-    make_app: MakeApp, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_generator_is_cached_as_its_full_body(make_app: MakeApp) -> None:
     """A generator of str is joined and cached, as in released 2.5.1. A Response
-    streaming a generator cannot be pickled: it is served fresh every time (released
-    fails to store it too), with a warning saying why."""
+    streaming a generator is passed through, never buffered or stored (released
+    cannot pickle it either), so it is computed on every request."""
     app, cache = make_app()
     calls = Calls()
 
@@ -758,11 +756,9 @@ def test_generator_is_cached_as_its_full_body(
     with app.app_context():
         assert cache.get("view//gen") == "ab1"  # stored as the joined str
         assert cache.get("view//streamed") == "2,x,"
-    with caplog.at_level(logging.WARNING, "flask_caching"):
-        assert body(app, "/stream-response") == b"s3"
-        assert body(app, "/stream-response") == b"s4"
+    assert body(app, "/stream-response") == b"s3"
+    assert body(app, "/stream-response") == b"s4"
     assert calls.count == 4
-    assert "stream_response is served uncached: it cannot be stored" in caplog.text
     with app.app_context():
         assert cache.get("view//stream-response") is None
 
@@ -1349,3 +1345,67 @@ def test_an_http_exception_is_cached_and_raised_again(make_app: MakeApp) -> None
     assert calls.count == 1
     with app.app_context():
         assert isinstance(cache.get("view//gone"), NotFound)
+
+
+def test_falsy_values_are_hits_and_a_cached_none_costs_one_has(
+    make_app: MakeApp,
+) -> None:
+    """As released: a hit is any value but None; under ``cache_none=True`` a None
+    read is told from a miss by one ``has(key)`` through the Cache."""
+    app, cache = make_app()
+    calls = Calls()
+    seen: list[str] = []
+
+    @cache.cached(key_prefix="zero")
+    def zero() -> int:
+        calls()
+        return 0
+
+    @cache.cached(key_prefix="empty")
+    def empty() -> str:
+        calls()
+        return ""
+
+    @cache.cached(key_prefix="none", cache_none=True)
+    def nothing() -> None:
+        calls()
+
+    for name in ("get", "get_many", "has", "set", "set_many", "add"):
+        original = getattr(cache, name)
+
+        def counting(
+            *args: t.Any, _name: str = name, _orig: t.Any = original, **kw: t.Any
+        ) -> t.Any:
+            seen.append(_name)
+            return _orig(*args, **kw)
+
+        setattr(cache, name, counting)
+    with app.app_context():
+        assert (zero(), zero(), empty(), empty()) == (0, 0, "", "")
+        assert calls.count == 2
+        seen.clear()
+        assert nothing() is None
+        assert seen == ["get", "has", "set"]  # a miss, then stored
+        seen.clear()
+        assert nothing() is None
+        assert seen == ["get", "has"]  # a hit: None, and the key is there
+        assert calls.count == 3
+
+
+def test_query_string_and_source_check_hash_into_one_digest(
+    make_app: MakeApp,
+) -> None:
+    """Released 2.5.1 feeds the sorted pairs, then the source, to one hash object."""
+    app, cache = make_app()
+
+    @app.route("/q")
+    @cache.cached(query_string=True, source_check=True)
+    def view() -> str:
+        return "q"
+
+    digest = hashlib.sha256(str((("a", "1"), ("b", "2"))).encode())
+    digest.update(inspect.getsource(view.uncached).encode())
+    assert body(app, "/q?b=2&a=1") == b"q"
+    with app.test_request_context("/q?a=1&b=2"):
+        assert view.make_cache_key() == "view//q" + digest.hexdigest()
+        assert cache.get("view//q" + digest.hexdigest()) == "q"
