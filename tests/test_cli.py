@@ -330,3 +330,15 @@ def test_stats_says_when_there_are_no_counters(simple: tuple[Flask, Cache]) -> N
     setattr(cache, "stats", None)  # noqa: B010 - as on a Cache without the method
     assert "counters: not available" in run(app, "stats").output
     assert json.loads(run(app, "stats", "--json").output)["counters"] is None
+
+
+def test_a_failing_stats_method_does_not_hide_the_backend() -> None:
+    class BrokenCounters(Cache):
+        def stats(self) -> dict[str, t.Any]:
+            raise RuntimeError("counters\nbroke")
+
+    app = Flask(__name__)
+    BrokenCounters(app, config={"CACHE_TYPE": "SimpleCache"})
+    result = run(app, "stats")
+    assert result.exit_code == 0 and "entries: 0" in result.output
+    assert "counters:\n  error: RuntimeError: counters broke\n" in result.output

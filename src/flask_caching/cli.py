@@ -149,11 +149,15 @@ def render(data: Mapping[str, t.Any], depth: int = 0) -> list[str]:
 
 
 def _counters(cache: t.Any) -> Mapping[str, t.Any] | None:
-    """The decorators' counters from ``Cache.stats()``, when it has that method."""
+    """The decorators' counters from ``Cache.stats()``, when it has that method;
+    an error there is reported in their place, not instead of the server's stats."""
     stats = getattr(cache, "stats", None)
     if not callable(stats):
         return None
-    result = stats()
+    try:
+        result = stats()
+    except Exception as exc:
+        return {"error": one_line(exc)}
     return result if isinstance(result, Mapping) else None
 
 
