@@ -1409,3 +1409,24 @@ def test_query_string_and_source_check_hash_into_one_digest(
     with app.test_request_context("/q?a=1&b=2"):
         assert view.make_cache_key() == "view//q" + digest.hexdigest()
         assert cache.get("view//q" + digest.hexdigest()) == "q"
+
+
+def test_a_stale_while_revalidate_entry_keeps_the_value_under_the_views_key(
+    make_app: MakeApp,
+) -> None:
+    """Our staleness data sits in a key of our own beside released's key, so
+    ``cache.get(view.make_cache_key())`` is still the value."""
+    app, cache = make_app()
+
+    @app.route("/s")
+    @cache.cached(timeout=10, stale_while_revalidate=60)
+    def view() -> str:
+        return "fresh"
+
+    assert body(app, "/s") == b"fresh"
+    with app.test_request_context("/s"):
+        key = view.make_cache_key()
+        assert key == "view//s"
+        assert cache.get(key) == "fresh"
+        fresh_until, versions = cache.get(key + ":fc-meta")
+    assert isinstance(fresh_until, float) and versions == ()

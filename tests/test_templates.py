@@ -244,3 +244,30 @@ def test_the_jinja_env_holds_the_cache(make_app: MakeApp) -> None:
     app, cache = make_app()
     assert app.jinja_env._template_fragment_cache is cache  # type: ignore[attr-defined]
     assert not hasattr(app.jinja_env, "_flask_caching_runtime")
+
+
+def test_the_tag_goes_through_the_caches_public_methods(make_app: MakeApp) -> None:
+    """A Cache subclass (or a wrapper) sees the tag's reads and writes, as in
+    released: one ``get`` per render, one ``set`` after a miss."""
+    app, cache = make_app()
+    seen: list[tuple[str, tuple[t.Any, ...]]] = []
+    for name in ("get", "get_many", "has", "set", "set_many", "add", "delete"):
+        original = getattr(cache, name)
+
+        def counting(
+            *args: t.Any, _name: str = name, _orig: t.Any = original, **kw: t.Any
+        ) -> t.Any:
+            seen.append((_name, args[:1]))
+            return _orig(*args, **kw)
+
+        setattr(cache, name, counting)
+    key = make_template_fragment_key("pub")
+    source = '{% cache 60, "pub" %}x{% endcache %}'
+    assert render(app, source) == "x"
+    assert seen == [("get", (key,)), ("set", (key,))]
+    seen.clear()
+    assert render(app, source) == "x"
+    assert seen == [("get", (key,))]
+    seen.clear()
+    assert render(app, "{% cache 'del', \"pub\" %}y{% endcache %}") == "y"
+    assert seen == [("delete", (key,))]
