@@ -406,5 +406,5 @@ def store(
 def _still_current(rt: Runtime, written: dict[str, t.Any]) -> bool:
     """True when memoize's version keys still hold what the call read: writing them
     back after a ``delete_memoized`` made meanwhile would revive what it dropped."""
-    now = rt.read(list(written))
+    now = rt.read(list(written), many=True)  # version keys: get_many, as released
     return now is not None and now == list(written.values())
