@@ -812,7 +812,7 @@ def test_sasl_options_are_pylibmc_behaviours(
     assert cache._client.binary is True
 
 
-# --- spread values ---------------------------------------------------------------
+# --- spread values (the format itself: test_backend_memcached_spread.py) -----------
 
 
 @pytest.fixture
@@ -821,31 +821,24 @@ def spread(
 ) -> SpreadSASLMemcachedCache:
     """Spread values on the plain server (no credentials), so keys can be listed."""
     pytest.importorskip("pylibmc")
-    cache = SpreadSASLMemcachedCache([memcached_server.address], key_prefix=prefix())
+    cache = SpreadSASLMemcachedCache(
+        [memcached_server.address], key_prefix=prefix(), chunksize=100_000
+    )
     made.append(cache)
     return cache
 
 
-def test_spread_3mb_over_sasl(
-    memcached_sasl_server: MemcachedServer, made: list[MemcachedCache]
-) -> None:
-    pytest.importorskip("pylibmc")
-    cache = sasl_cache(memcached_sasl_server, made, cls=SpreadSASLMemcachedCache)
-    blob = os.urandom(3 * 1024 * 1024)
-    assert cache.set("blob", blob) is True
-    assert cache.get("blob") == blob
-    assert cache.delete("blob") is True and cache.get("blob") is None
-
-
-def test_spread_chunks_and_requests(
+def test_spread_requests_and_keys_on_the_server(
     spread: SpreadSASLMemcachedCache,
     memcached_server: MemcachedServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    blob = os.urandom(3 * 1024 * 1024)
-    assert spread.set_many({"blob": blob, "small": 1}) == ["blob", "small"]
-    stored = server_keys(memcached_server.port, spread._keys.prefix)
-    assert len(stored) == 2 + 4  # two keys, and 4 chunks of at most ~1 MB
+    blob = os.urandom(200_000).hex()  # 400 kB of pickled text: 5 chunks
+    assert spread.set("blob", blob) is True
+    assert spread.set_many({"small": 1}) == ["small"]
+    pre = spread._keys.prefix
+    expected = {f"{pre}blob.{n}" for n in range(5)} | {f"{pre}small"}
+    assert server_keys(memcached_server.port, pre) == expected
     # each get_multi is one request (test_round_trips_on_the_wire); count them
     calls: list[list[str]] = []
     real = PylibmcDriver.get_multi
@@ -856,44 +849,9 @@ def test_spread_chunks_and_requests(
 
     monkeypatch.setattr(PylibmcDriver, "get_multi", counted)
     assert spread.get_many("small", "blob", "missing") == [1, blob, None]
-    assert [len(keys) for keys in calls] == [3, 4]  # the keys, then all chunks
+    assert len(calls) == 1  # every form of every key in one request
     assert spread.delete_many("blob", "small") == ["blob", "small"]
-    assert server_keys(memcached_server.port, spread._keys.prefix) == set()
-
-
-def test_spread_stale_or_missing_chunk_is_a_miss(
-    spread: SpreadSASLMemcachedCache, memcached_server: MemcachedServer
-) -> None:
-    raw = spread._client
-    first, second = os.urandom(2_500_000), os.urandom(2_500_000)
-    spread.set("k", first)
-    old_chunks = {
-        key: raw.get(key) for key in spread._chunk_keys(raw.get(spread._keys("k")))
-    }
-    spread.set("k", second)
-    assert spread.get("k") == second
-    new_chunks = spread._chunk_keys(raw.get(spread._keys("k")))
-    raw.set(new_chunks[1], list(old_chunks.values())[1])  # a chunk of the older write
-    assert spread.get("k") is None and spread.get_many("k") == [None]
-    spread.set("k", first)
-    raw.delete(spread._chunk_keys(raw.get(spread._keys("k")))[2])
-    assert spread.get("k") is None
-    header = raw.get(spread._keys("k"))
-    raw.set(spread._keys("k"), Item(header.data[:-3], 0))  # truncated header
-    assert spread.get("k") is None
-
-
-def test_spread_add_and_delete_leave_no_chunks(
-    spread: SpreadSASLMemcachedCache, memcached_server: MemcachedServer
-) -> None:
-    big = os.urandom(1_500_000)
-    assert spread.add("k", big) is True
-    before = server_keys(memcached_server.port, spread._keys.prefix)
-    assert spread.add("k", os.urandom(1_500_000)) is False  # its chunks are removed
-    assert server_keys(memcached_server.port, spread._keys.prefix) == before
-    assert spread.get("k") == big
-    assert spread.delete("k") is True and spread.delete("k") is False
-    assert server_keys(memcached_server.port, spread._keys.prefix) == set()
+    assert server_keys(memcached_server.port, pre) == set()
 
 
 def test_released_constructor_arguments(memcached_server: MemcachedServer) -> None:

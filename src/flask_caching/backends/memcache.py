@@ -33,6 +33,8 @@ How they behave, and why:
   other their own server.
 * **has()** is a ``get``: memcached has no cheaper existence test.
 * **SASL** (:class:`SASLMemcachedCache`) needs pylibmc; see :mod:`._memcached_sasl`.
+  :class:`SpreadSASLMemcachedCache` spreads large values over several keys in
+  released Flask-Caching's format; see :mod:`._memcached_spread`.
 * **Forks**: a forked worker opens its own connections on first use.
 """
 
@@ -55,7 +57,7 @@ from .base import BaseCache, Timeout, iteritems_wrapper
 
 if t.TYPE_CHECKING:
     from ._memcached_sasl import SASLMemcachedCache as SASLMemcachedCache
-    from ._memcached_sasl import SpreadSASLMemcachedCache as SpreadSASLMemcachedCache
+    from ._memcached_spread import SpreadSASLMemcachedCache as SpreadSASLMemcachedCache
 
 __all__ = ["MemcachedCache", "SASLMemcachedCache", "SpreadSASLMemcachedCache"]
 
@@ -93,8 +95,8 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
     :param connect_timeout: seconds to wait for a connection.
     :param timeout: seconds to wait for a reply.
     :param maximum_value_length: the server's item size limit (``memcached -I``);
-        larger values are not stored (``set`` returns ``False``) except by
-        :class:`SpreadSASLMemcachedCache`, which splits them.
+        larger values are not stored (``set`` returns ``False``);
+        :class:`SpreadSASLMemcachedCache` splits them instead.
     :param serializer: see :attr:`serializer`.
     :param client_options: pylibmc behaviours, or keyword arguments of the
         pymemcache / python-memcached client.
@@ -103,8 +105,6 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
     batched_get_many = True
     #: ``clear()`` flushes the whole server (no prefix-scoped clear on memcached)
     scoped_clear: t.ClassVar[bool] = False
-    #: values may span several items (:meth:`_items`); else one item per key
-    _spread: t.ClassVar[bool] = False
 
     def __init__(
         self,
@@ -240,15 +240,6 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
             return int(time.time()) + seconds
         return seconds
 
-    def _items(self, mkey: str, item: Item) -> dict[str, Item] | None:
-        """What to store for one value; ``None`` if it cannot be stored. Used only
-        when :attr:`_spread`; otherwise a value is one item of at most the limit."""
-        return {mkey: item} if len(item.data) <= self._item_limit else None
-
-    def _fetch(self, driver: Driver, mkeys: list[str]) -> dict[str, Item]:
-        """Read stored items (one request here; a subclass may resolve more)."""
-        return driver.get_multi(mkeys)
-
     # -- reading ---------------------------------------------------------------
 
     def get(self, key: str) -> t.Any:
@@ -265,7 +256,7 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
         mapper = self._map
         mkeys = [mapper(key) for key in keys]
         with self._pool.reserve() as driver:
-            found = self._fetch(driver, mkeys).get
+            found = driver.get_multi(mkeys).get
         load = self._load
         return [load(found(mkey)) for mkey in mkeys]
 
@@ -289,41 +280,20 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
             return True
         mkey = self._map(key)
         item = self._dump(value)
-        if item is None:
-            return False
-        if not self._spread:
-            if len(item.data) > self._item_limit:
-                return False
-            with self._pool.reserve() as driver:
-                return driver.set(mkey, item, exptime)
-        items = self._items(mkey, item)
-        if items is None:
+        if item is None or len(item.data) > self._item_limit:
             return False
         with self._pool.reserve() as driver:
-            if len(items) == 1:
-                return driver.set(mkey, items[mkey], exptime)
-            failed = driver.set_multi(items, exptime)
-            if failed:
-                driver.delete_multi(list(items))
-            return not failed
+            return driver.set(mkey, item, exptime)
 
     def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
         """Store *value* only if *key* is absent (memcached ``add``, atomic)."""
         exptime = self._exptime(timeout)
         mkey = self._map(key)
         item = self._dump(value)
-        items = None if item is None else self._items(mkey, item)
-        if exptime is None or items is None:
+        if exptime is None or item is None or len(item.data) > self._item_limit:
             return False
         with self._pool.reserve() as driver:
-            if len(items) == 1:
-                return driver.add(mkey, items[mkey], exptime)
-            parts = {k: v for k, v in items.items() if k != mkey}
-            if not driver.set_multi(parts, exptime):
-                if driver.add(mkey, items[mkey], exptime):
-                    return True
-            driver.delete_multi(list(parts))
-            return False
+            return driver.add(mkey, item, exptime)
 
     def set_many(
         self,
@@ -356,14 +326,7 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
         limit = self._item_limit
         for key, value in pairs.items():
             item = dump(value)
-            if item is None:
-                continue
-            if self._spread:
-                items = self._items(mapper(key), item)
-                if items is not None:
-                    merged.update(items)
-                    owners.append((key, items.keys()))
-            elif len(item.data) <= limit:
+            if item is not None and len(item.data) <= limit:
                 mkey = mapper(key)
                 merged[mkey] = item
                 owners.append((key, (mkey,)))
@@ -392,10 +355,14 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
 
 
 def __getattr__(name: str) -> t.Any:
-    # The SASL backends subclass MemcachedCache, so they live in their own module
+    # The SASL backends subclass MemcachedCache, so they live in their own modules
     # and are loaded from here on first use.
-    if name in ("SASLMemcachedCache", "SpreadSASLMemcachedCache"):
-        from . import _memcached_sasl
+    if name == "SASLMemcachedCache":
+        from ._memcached_sasl import SASLMemcachedCache
 
-        return getattr(_memcached_sasl, name)
+        return SASLMemcachedCache
+    if name == "SpreadSASLMemcachedCache":
+        from ._memcached_spread import SpreadSASLMemcachedCache
+
+        return SpreadSASLMemcachedCache
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
