@@ -1,10 +1,11 @@
 """@cache.cached never serves one user's page to another.
 
-Responses that set a cookie, read the session, answer an Authorization request or
-say Cache-Control private/no-store/no-cache or Vary: * are not stored unless the view
-opts in (vary=, vary_on_session=, make_cache_key=, private="allow" or the
-CACHE_PRIVATE_RESPONSES setting). A stored response never keeps Set-Cookie, and it
-replays its Vary header on hits.
+Responses that set a cookie, answer an Authorization request or say Cache-Control
+private/no-store/no-cache or Vary: * are not stored unless the view opts in (vary=,
+vary_on_session=, make_cache_key=, private="allow" or the CACHE_PRIVATE_RESPONSES
+setting). A view that reads the session while it runs is cached per session from then
+on (reads by before_request hooks do not count). A stored response never keeps
+Set-Cookie, and it replays its Vary header on hits.
 """
 
 from __future__ import annotations
@@ -154,7 +155,12 @@ def test_set_cookie_in_a_tuple_result_is_scrubbed_too() -> None:
     assert stored_set_cookies(payload) == []
 
 
-def test_view_reading_the_session_is_not_stored(warnings_log: t.Any) -> None:
+def test_view_reading_the_session_is_cached_per_session(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # the view itself read the session: from then on it is keyed on the session
+    # (as vary_on_session=True), so each visitor gets their own page, never another's
+    caplog.set_level(logging.INFO, logger="flask_caching")
     app, cache = make_app()
     calls = Counter()
 
@@ -164,17 +170,35 @@ def test_view_reading_the_session_is_not_stored(warnings_log: t.Any) -> None:
         calls()
         return f"hello {session.get('user', 'guest')}"
 
-    alice, bob = app.test_client(), app.test_client()
+    alice, bob, carol = app.test_client(), app.test_client(), app.test_client()
+    guests = app.test_client(), app.test_client()
     log_in(alice, "alice")
     log_in(bob, "bob")
-    assert alice.get("/").text == "hello alice"
-    assert bob.get("/").text == "hello bob"
-    assert calls.n == 2
-    assert stored_payloads(cache) == []
-    assert "session was accessed" in warning_lines(warnings_log)[0]
+    log_in(carol, "carol")
+    for _ in range(3):
+        assert alice.get("/").text == "hello alice"
+        assert bob.get("/").text == "hello bob"
+        assert carol.get("/").text == "hello carol"
+        for guest in guests:
+            assert guest.get("/").text == "hello guest"
+    # the first answer was made before the view was known to read the session and
+    # is not stored; then one computation per session, visitors without one share
+    assert calls.n == 1 + 3 + 1
+    assert all(stored_set_cookies(p) == [] for p in stored_payloads(cache))
+    notes = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "flask_caching" and r.levelno >= logging.INFO
+    ]
+    assert len(notes) == 1 and "cached per session" in notes[0]
 
 
-def test_session_read_before_the_view_also_counts() -> None:
+def test_session_reads_by_hooks_do_not_count_and_vary_on_session_keys_them(
+    warnings_log: t.Any,
+) -> None:
+    # a before_request hook reading the session on every request no longer turns
+    # caching off: only reads made while the view runs count. A view that depends
+    # on what such a hook took from the session says so with vary_on_session.
     app, cache = make_app()
     calls = Counter()
 
@@ -182,17 +206,26 @@ def test_session_read_before_the_view_also_counts() -> None:
     def load_user() -> None:
         g.user = session.get("user", "guest")
 
-    @app.route("/")
+    @app.route("/board")
     @cache.cached()
-    def view() -> str:
+    def board() -> str:
         calls()
+        return f"scoreboard {calls.n}"
+
+    @app.route("/me")
+    @cache.cached(vary_on_session=True)
+    def me() -> str:
         return f"hello {g.user}"
 
     alice, bob = app.test_client(), app.test_client()
     log_in(alice, "alice")
-    assert alice.get("/").text == "hello alice"
-    assert bob.get("/").text == "hello guest"
-    assert calls.n == 2
+    assert alice.get("/board").text == "scoreboard 1"
+    assert bob.get("/board").text == "scoreboard 1"  # shared: it never read it
+    assert calls.n == 1
+    for _ in range(2):
+        assert alice.get("/me").text == "hello alice"
+        assert bob.get("/me").text == "hello guest"
+    assert warning_lines(warnings_log) == []
 
 
 def test_vary_on_session_keeps_two_users_apart() -> None:
@@ -492,7 +525,8 @@ def test_a_500_response_object_is_not_stored() -> None:
     assert stored_payloads(cache) == []
 
 
-def test_warning_is_logged_once_per_view(warnings_log: t.Any) -> None:
+def test_session_note_is_logged_once_per_view(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="flask_caching")
     app, cache = make_app()
 
     @app.route("/a")
@@ -509,10 +543,14 @@ def test_warning_is_logged_once_per_view(warnings_log: t.Any) -> None:
     for _ in range(3):
         client.get("/a")
         client.get("/b")
-    lines = warning_lines(warnings_log)
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "flask_caching" and r.levelno >= logging.INFO
+    ]
     assert len(lines) == 2
-    assert ".a" in lines[0] and ".b" in lines[1]
-    assert "vary_on_session=True" in lines[0]  # says how to opt in
+    assert ".a read" in lines[0] and ".b read" in lines[1]
+    assert all("cached per session" in line for line in lines)
 
 
 def test_setting_allows_private_responses_and_a_view_can_still_skip() -> None:
@@ -640,12 +678,14 @@ def test_two_users_never_share_a_page_on_redis(redis_server: RedisServer) -> Non
         alice, bob = app.test_client(), app.test_client()
         log_in(alice, "alice")
         log_in(bob, "bob")
-        for _ in range(2):
+        for _ in range(3):
             assert alice.get("/me").text == "hello alice"
             assert bob.get("/me").text == "hello bob"
             assert alice.get("/leaky").text == "hello alice"
             assert bob.get("/leaky").text == "hello bob"
-        assert calls.n == 2 + 4  # /me computed once per user, /leaky never stored
+        # /me once per user; /leaky is learned to read the session on its first
+        # call (not stored), then once per user
+        assert calls.n == 2 + 3
         assert "Cookie" in bob.get("/me").headers["Vary"]
     finally:
         with app.app_context():
