@@ -9,6 +9,7 @@ import logging
 import subprocess
 import sys
 import typing as t
+from importlib.metadata import version
 from pathlib import Path
 
 import decorator_support as support
@@ -22,7 +23,6 @@ from flask import (
     request,
     send_file,
     session,
-    stream_template_string,
 )
 from flask.views import MethodView, View
 from werkzeug.exceptions import NotFound
@@ -36,6 +36,10 @@ make_app = support.make_app
 redis_backend = support.redis_backend
 make_redis_app = support.make_redis_app
 clock = support.clock
+
+
+#: Flask 2.2 made a list a valid view result (the oldest stack, 2.1, answers 500)
+FLASK_RETURNS_LISTS = tuple(int(p) for p in version("flask").split(".")[:2]) >= (2, 2)
 
 
 def body(app: Flask, path: str, **kwargs: t.Any) -> bytes:
@@ -676,7 +680,10 @@ def test_return_types_survive_a_hit(make_app: MakeApp) -> None:
         assert hit.headers == miss.headers, path
     assert client.get("/str").data == b"<p>1</p>"
     assert client.get("/dict").json == {"n": 3}
-    assert client.get("/list").json == [4, 0]
+    with app.app_context():
+        assert cache.get("view//list") == [4, 0]  # stored as returned
+    if FLASK_RETURNS_LISTS:
+        assert client.get("/list").json == [4, 0]
     assert client.get("/status").status_code == 201
     headers = client.get("/headers")
     assert (headers.status_code, headers.headers["X-Thing"]) == (202, "yes")
@@ -740,8 +747,9 @@ def test_generator_is_cached_as_its_full_body(make_app: MakeApp) -> None:
     @app.route("/streamed")
     @cache.cached()
     def streamed() -> t.Iterator[str]:
-        return stream_template_string("{% for i in items %}{{ i }},{% endfor %}",
-                                      items=[calls(), "x"])  # fmt: skip
+        # what stream_template_string (Flask >= 2.2) returns: a Jinja generator
+        template = app.jinja_env.from_string("{% for i in items %}{{ i }},{% endfor %}")
+        return template.generate(items=[calls(), "x"])
 
     @app.route("/stream-response")
     @cache.cached()
@@ -1201,6 +1209,7 @@ def test_decorated_functions_keep_their_signature_for_type_checkers() -> None:
     The files there also assert, with ``# type: ignore[code]`` lines that strict
     mode requires to be needed, that wrong calls are errors.
     """
+    pytest.importorskip("mypy")  # a dev tool: the oldest-stack venv has none
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "tests/typing"],
@@ -1274,7 +1283,7 @@ def test_a_value_set_under_the_views_key_is_served(make_app: MakeApp) -> None:
         return f"computed-{n}-{calls()}"
 
     with app.app_context():
-        assert cache.set("view//page/1", "preset") in (True, None)
+        cache.set("view//page/1", "preset")
     assert body(app, "/page/1") == b"preset"
     assert body(app, "/page/2") == b"computed-2-1"
     assert calls.count == 1

@@ -46,6 +46,7 @@ LAYERS = {
     "view_keys": 5,
     "memoize": 5,
     "memoize_keys": 5,
+    "memoize_versions": 5,
     "jinja2ext": 5,
     "extension": 6,
     "cli": 6,
