@@ -11,19 +11,18 @@ changed (another process ran ``delete_memoized``) the new value key is read too.
 
 from __future__ import annotations
 
-import base64
 import inspect
 import logging
 import typing as t
-import uuid
 from collections.abc import Callable
 
 from .cached import CachedFunction
-from .entry import META_SUFFIX, MISS, Layout
+from .entry import MISS, Layout
 from .flow import Flow, Outcome
 from .locks import lock_options
 from .lookup import begin as lookup_begin
 from .memoize_keys import VERSION_SUFFIX, MemoizedKeys
+from .memoize_versions import Options, call_key, current_versions, new_version
 from .options import (
     check_callable,
     check_timeout,
@@ -43,79 +42,6 @@ R = t.TypeVar("R")
 
 #: attribute on the decorated function holding its :class:`MemoizedKeys`
 KEYS_ATTR = "_flask_caching_memoize"
-
-
-def new_version() -> str:
-    """A fresh 6-character version string, as released Flask-Caching makes them."""
-    return base64.b64encode(uuid.uuid4().bytes)[:6].decode("utf-8")
-
-
-class Options(t.NamedTuple):
-    """A memoize decorator's options that its calls read."""
-
-    hash_method: Callable[..., t.Any] | None
-    source_check: bool | None
-    cache_none: bool
-    locking: t.Any
-
-
-def call_key(
-    rt: Runtime, names: MemoizedKeys, opts: Options, args: t.Any, kwargs: t.Any
-) -> str:
-    """The value key of one call without its versions."""
-    owner = rt.owner
-    hasher = opts.hash_method or getattr(owner, "hash_method", None)
-    check = opts.source_check
-    if check is None:
-        check = getattr(owner, "source_check", None)
-    return names.base(
-        args,
-        kwargs,
-        hasher or rt.settings.hash_method,
-        bool(check if check is not None else rt.settings.source_check),
-    )
-
-
-def current_versions(
-    rt: Runtime,
-    version_keys: list[str],
-    base: str,
-    read_value: bool,
-    meta: bool = False,
-) -> tuple[list[str], list[t.Any] | None] | None:
-    """The versions of *version_keys* (created when missing) and, with *read_value*,
-    a read of the value key they imply (and of its meta key, with *meta*: what
-    ``Layout.keys`` lists). None when the backend failed."""
-    memo = rt.versions_seen
-    seen = memo.get(version_keys[-1])
-    n = len(version_keys)
-    if seen is not None and len(seen) == n and read_value:
-        found = rt.read([*version_keys, *_value_keys(base + "".join(seen), meta)])
-        if found is None:
-            return None
-        if found[:n] == seen:
-            return seen, found[n:]
-        versions: list[t.Any] | None = found[:n]
-    else:
-        versions = rt.read(version_keys, many=True)  # get_many, as released reads
-    if versions is None:
-        return None
-    if not all(type(v) is str for v in versions):
-        made = rt.ensure_versions(
-            version_keys, versions, 0, len(version_keys), make=new_version
-        )
-        if made is None:
-            return None
-        versions = list(made)
-    rt.remember_versions(version_keys[-1], versions)
-    if not read_value:
-        return versions, None
-    return versions, rt.read(_value_keys(base + "".join(versions), meta))
-
-
-def _value_keys(key: str, meta: bool) -> list[str]:
-    """The keys a memoized call's entry is read from (see :class:`.entry.Layout`)."""
-    return [key, key + META_SUFFIX] if meta else [key]
 
 
 def make_memoize(
@@ -149,9 +75,12 @@ def make_memoize(
         check_callable(value, name)
     if isinstance(args_to_ignore, str):
         args_to_ignore = [args_to_ignore]
-    skip = unless_caller(unless)
-    forced = forced_caller(forced_update)
-    stale = stale_caller(is_stale)
+    calls = Calls(
+        unless_caller(unless),
+        forced_caller(forced_update),
+        stale_caller(is_stale),
+        response_filter,
+    )
     locking = lock_options(lock, lock_timeout, stale_while_revalidate, stale_if_error)
     opts = Options(hash_method, source_check, cache_none, locking)
 
@@ -164,105 +93,140 @@ def make_memoize(
         names = MemoizedKeys(
             f, make_name, args_to_ignore or (), source_check, hash_method
         )
-
-        def outcome_of(rv: t.Any) -> Outcome:
-            if inspect.isgenerator(rv):
-                rv = join_generator(rv)
-            if rv is None and not cache_none:
-                return Outcome(rv, MISS)
-            if response_filter is not None and not response_filter(rv):
-                return Outcome(rv, MISS)
-            return Outcome(rv, rv)
-
-        def begin(
-            args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
-        ) -> tuple[Runtime, str, t.Any, Flow | None] | None:
-            """None to bypass the cache; else the hit's value or the miss's flow."""
-            if skip is not None and skip(f, *args, **kwargs):
-                return None
-            rt = get_runtime()
-            try:
-                force = forced is not None and forced(*args, **kwargs)
-                version_keys = names.version_keys(args)
-                base = call_key(rt, names, opts, args, kwargs)
-            except Exception as exc:
-                rt.failed("key", names.name, exc)
-                return None
-            return rt, *_lookup(rt, version_keys, base, force, args, kwargs)
-
-        def _lookup(
-            rt: Runtime,
-            version_keys: list[str],
-            base: str,
-            force: bool,
-            args: tuple[t.Any, ...],
-            kwargs: dict[str, t.Any],
-        ) -> tuple[str, t.Any, Flow | None]:
-            meta = locking.keeps_meta(rt.settings)
-            read = current_versions(rt, version_keys, base, not force, meta)
-            versions = read[0] if read is not None else []
-            key = base + "".join(versions)
-            layout = Layout(
-                key,
-                meta=meta,
-                cache_none=cache_none,
-                extra=dict(zip(version_keys, versions, strict=False)),
-            )
-            value, flow = lookup_begin(
-                rt,
-                layout,
-                found=None if read is None else read[1],
-                forced=force,
-                is_stale=None if stale is None else stale(*args, **kwargs),
-                timeout=normalize_timeout(wrapper.cache_timeout),
-                locking=locking,
-                name=names.name,
-            )
-            return key, value, flow
-
-        def finish(
-            rt: Runtime,
-            key: str,
-            hit: bool,
-            value: t.Any,
-            args: tuple[t.Any, ...],
-            kwargs: dict[str, t.Any],
-        ) -> t.Any:
-            if getattr(cache_owner, "enable_signals", False):
-                (cache_memoize_hit if hit else cache_memoize_miss).send(
-                    cache_owner,
-                    cache=cache_owner,
-                    cache_key=key,
-                    f=f,
-                    args=args,
-                    kwargs=kwargs,
-                )
-            return value
-
-        wrapper = t.cast(CachedFunction[P, R], wrap(f, begin, outcome_of, finish))
-
-        def make_key(*args: t.Any, **kwargs: t.Any) -> str:
-            """The value key of ``f(*args, **kwargs)`` (reads the current versions).
-
-            ``make_cache_key(f.uncached, *args, **kwargs)``, the spelling released
-            Flask-Caching uses, gives the same key.
-            """
-            if args and (args[0] is f or args[0] is wrapper):
-                args = args[1:]
-            rt = get_runtime()
-            version_keys = names.version_keys(args)
-            base = call_key(rt, names, opts, args, kwargs)
-            read = current_versions(rt, version_keys, base, False)
-            return base + "".join(read[0] if read is not None else [])
-
-        wrapper.uncached = f
-        wrapper.cache_timeout = timeout
-        wrapper.make_cache_key = make_key  # type: ignore[method-assign]
-        wrapper.delete_memoized = lambda: cache_owner.delete_memoized(wrapper)  # type: ignore[attr-defined]
-        setattr(wrapper, KEYS_ATTR, names)
-        return wrapper
+        memo = MemoizedFunction(f, names, get_runtime, cache_owner, opts, calls)
+        memo.wrapper.cache_timeout = timeout
+        return t.cast(CachedFunction[P, R], memo.wrapper)
 
     return decorator
+
+
+class Calls(t.NamedTuple):
+    """A memoize decorator's callbacks, adapted to released's calling conventions."""
+
+    skip: Callable[..., bool] | None
+    forced: Callable[..., bool] | None
+    stale: Callable[..., Callable[[t.Any], bool]] | None
+    response_filter: Callable[[t.Any], bool] | None
+
+
+class MemoizedFunction:
+    """One ``@memoize`` function: names its keys, reads, and stores its results."""
+
+    def __init__(
+        self,
+        f: Callable[..., t.Any],
+        names: MemoizedKeys,
+        get_runtime: Callable[[], Runtime],
+        owner: t.Any,
+        opts: Options,
+        calls: Calls,
+    ) -> None:
+        self.f = f
+        self.names = names
+        self.get_runtime = get_runtime
+        self.owner = owner
+        self.opts = opts
+        self.calls = calls
+        wrapper = wrap(f, self.begin, self.outcome_of, self.finish)
+        self.wrapper = t.cast(CachedFunction[..., t.Any], wrapper)
+        self.wrapper.uncached = f
+        self.wrapper.make_cache_key = self.make_key  # type: ignore[method-assign]
+        wrapper.delete_memoized = lambda: owner.delete_memoized(wrapper)  # type: ignore[attr-defined]
+        setattr(wrapper, KEYS_ATTR, names)
+
+    def outcome_of(self, rv: t.Any) -> Outcome:
+        """What a computation returns and stores (MISS: store nothing)."""
+        if inspect.isgenerator(rv):
+            rv = join_generator(rv)
+        if rv is None and not self.opts.cache_none:
+            return Outcome(rv, MISS)
+        accept = self.calls.response_filter
+        if accept is not None and not accept(rv):
+            return Outcome(rv, MISS)
+        return Outcome(rv, rv)
+
+    def begin(
+        self, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
+    ) -> tuple[Runtime, str, t.Any, Flow | None] | None:
+        """None to bypass the cache; else the hit's value or the miss's flow."""
+        calls = self.calls
+        if calls.skip is not None and calls.skip(self.f, *args, **kwargs):
+            return None
+        rt = self.get_runtime()
+        try:
+            force = calls.forced is not None and calls.forced(*args, **kwargs)
+            version_keys = self.names.version_keys(args)
+            base = call_key(rt, self.names, self.opts, args, kwargs)
+        except Exception as exc:
+            rt.failed("key", self.names.name, exc)
+            return None
+        return rt, *self.lookup(rt, version_keys, base, force, args, kwargs)
+
+    def lookup(
+        self,
+        rt: Runtime,
+        version_keys: list[str],
+        base: str,
+        force: bool,
+        args: tuple[t.Any, ...],
+        kwargs: dict[str, t.Any],
+    ) -> tuple[str, t.Any, Flow | None]:
+        """Read the versions and the value (one round trip when the versions are
+        the remembered ones), then hand the engine the call's entry."""
+        opts = self.opts
+        meta = opts.locking.keeps_meta(rt.settings)
+        read = current_versions(rt, version_keys, base, not force, meta)
+        versions = read[0] if read is not None else []
+        key = base + "".join(versions)
+        layout = Layout(
+            key,
+            meta=meta,
+            cache_none=opts.cache_none,
+            extra=dict(zip(version_keys, versions, strict=False)),
+        )
+        stale = self.calls.stale
+        value, flow = lookup_begin(
+            rt,
+            layout,
+            found=None if read is None else read[1],
+            forced=force,
+            is_stale=None if stale is None else stale(*args, **kwargs),
+            timeout=normalize_timeout(self.wrapper.cache_timeout),
+            locking=opts.locking,
+            name=self.names.name,
+        )
+        return key, value, flow
+
+    def finish(
+        self,
+        rt: Runtime,
+        key: str,
+        hit: bool,
+        value: t.Any,
+        args: tuple[t.Any, ...],
+        kwargs: dict[str, t.Any],
+    ) -> t.Any:
+        """Signals, then the value."""
+        owner = self.owner
+        if getattr(owner, "enable_signals", False):
+            (cache_memoize_hit if hit else cache_memoize_miss).send(
+                owner, cache=owner, cache_key=key, f=self.f, args=args, kwargs=kwargs
+            )
+        return value
+
+    def make_key(self, *args: t.Any, **kwargs: t.Any) -> str:
+        """The value key of ``f(*args, **kwargs)`` (reads the current versions).
+
+        ``make_cache_key(f.uncached, *args, **kwargs)``, the spelling released
+        Flask-Caching uses, gives the same key.
+        """
+        if args and (args[0] is self.f or args[0] is self.wrapper):
+            args = args[1:]
+        rt = self.get_runtime()
+        version_keys = self.names.version_keys(args)
+        base = call_key(rt, self.names, self.opts, args, kwargs)
+        read = current_versions(rt, version_keys, base, False)
+        return base + "".join(read[0] if read is not None else [])
 
 
 def _target(f: t.Any) -> tuple[MemoizedKeys, t.Any] | None:
