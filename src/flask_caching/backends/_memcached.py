@@ -157,6 +157,27 @@ class _TimeKeywordWrites:
         self.raw.delete_multi(keys)
 
 
+#: driver error class -> the class proxy methods raise for it
+_COMBINED: dict[type[BaseException], type[BackendError]] = {}
+
+
+def driver_error(kind: type[BaseException]) -> type[BackendError]:
+    """An error class that is both :class:`BackendError` and the driver's own
+    *kind*, so ``except pylibmc.Error`` (or ``OSError``...) written for released
+    Flask-Caching still catches what the proxy methods raise."""
+    if issubclass(kind, BackendError):
+        return kind
+    combined = _COMBINED.get(kind)
+    if combined is None:
+        try:
+            made = type(kind.__name__, (BackendError, kind), {})
+            combined = t.cast(type[BackendError], made)
+        except TypeError:  # layouts that cannot be combined: ours alone
+            combined = BackendError
+        _COMBINED[kind] = combined
+    return combined
+
+
 class Lease:
     """A driver lent by a :class:`Pool`: ``with pool.reserve() as driver: ...``.
 
@@ -186,7 +207,7 @@ class Lease:
                 driver = self.driver
                 driver.reset()
                 if isinstance(exc, driver.errors):
-                    raise BackendError(driver.explain(exc)) from exc
+                    raise driver_error(type(exc))(driver.explain(exc)) from exc
         finally:
             if self._shared:
                 self._pool._give_back(self)

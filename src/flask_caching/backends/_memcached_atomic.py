@@ -21,6 +21,10 @@ __all__ = ["CAS_ATTEMPTS", "AtomicOps"]
 CAS_ATTEMPTS = 32
 
 
+#: an exptime memcached reads as a unix time in 1970: the item is gone at once
+EXPIRED = 30 * 24 * 3600 + 1
+
+
 class AtomicOps:
     """``inc``, ``dec``, ``acquire_lock`` and ``release_lock`` for
     :class:`~.memcache.MemcachedCache`, on the attributes it defines."""
@@ -112,4 +116,6 @@ class AtomicOps:
             item, cas_token = driver.gets(mkey)
             if item is None or self._load(item) != token:
                 return False
-            return driver.cas(mkey, item, cas_token, -1)
+            # an absolute expiry in 1970 (past memcached's 30-day relative limit):
+            # already expired; -1 does not expire an item over the binary protocol
+            return driver.cas(mkey, item, cas_token, EXPIRED)

@@ -129,7 +129,10 @@ class PylibmcDriver(_TimeKeywordWrites):
         return failed
 
     def delete_multi(self, keys: list[str]) -> None:
-        if len(keys) < 2 or self._quiet:
+        # over the binary protocol (every SASL connection) memcached answers an
+        # unanswered delete of a missing key anyway (NOT_FOUND), which would put
+        # the connection out of step: wait for every reply there
+        if len(keys) < 2 or self._quiet or getattr(self.raw, "binary", False):
             return super().delete_multi(keys)
         with self._unanswered():
             self.raw.delete_multi(keys[:-1])
