@@ -8,7 +8,11 @@ Needs only python3. Creates ``.venv`` (installing Debian's python3-venv first wh
 ``compat`` runs released Flask-Caching's own test suite against ours
 (``scripts/conformance.py``); ``oldest`` runs the core suite (no backend server) on
 the oldest supported stack in ``.venv-oldest``. ``test`` without pytest arguments
-runs lint, type checks, the full suite, ``compat`` and ``oldest``.
+runs lint, type checks, the full suite with coverage, ``compat`` and ``oldest``;
+with pytest arguments, lint and type checks and then only that pytest run, e.g.
+
+    python3 dev.py test -m "not slow"        # the quick subset: no fault/load tests
+    python3 dev.py test tests/test_memoize.py -x
 """
 
 from __future__ import annotations
@@ -70,7 +74,18 @@ def ensure_requirements(name: str, venv: Path = VENV) -> None:
         apt_install("gcc", "python3-dev")  # uWSGI builds from source
     run(python, "-m", "pip", "install", "-q", "--upgrade", "pip")
     run(python, "-m", "pip", "install", "-q", "-r", req, "-e", ".")
+    drop_old_distribution(python)
     stamp.write_text(digest.hexdigest())
+
+
+def drop_old_distribution(python: Path) -> None:
+    """Uninstall this checkout's install under its former name, Flask-Caching (it is
+    Flask-Caching-NG now; both provide ``flask_caching``). Our venvs never hold the
+    released Flask-Caching: that lives in venvs of its own."""
+    probe = "import importlib.metadata as m; m.distribution('Flask-Caching')"
+    found = subprocess.run([str(python), "-c", probe], capture_output=True)
+    if found.returncode == 0:
+        run(python, "-m", "pip", "uninstall", "-y", "-q", "Flask-Caching")
 
 
 def demo() -> None:
@@ -141,5 +156,7 @@ if __name__ == "__main__":
         sys.exit(compat(rest))
     elif command == "oldest":
         sys.exit(oldest(rest))
+    elif command in ("-h", "--help", "help"):
+        print(f"usage: python3 dev.py {COMMANDS}\n\n{__doc__}")
     else:
-        sys.exit(f"usage: python3 dev.py {COMMANDS}")
+        sys.exit(f"usage: python3 dev.py {COMMANDS} (--help: what each does)")

@@ -99,6 +99,10 @@ def versions() -> dict[str, str | None]:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = None
+    try:  # ours is distributed as Flask-Caching-NG; run.py reads "Flask-Caching"
+        found["Flask-Caching"] = metadata.version("Flask-Caching-NG")
+    except metadata.PackageNotFoundError:
+        pass
     found["python"] = sys.version.split()[0]
     return found
 

@@ -92,12 +92,23 @@ def _dotted(fn: t.Any) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
 
 
+def _distribution_version() -> str:
+    """The version of the flask_caching installed here: ours is distributed as
+    Flask-Caching-NG, released as Flask-Caching."""
+    for name in ("Flask-Caching-NG", "Flask-Caching"):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
 def hello() -> dict[str, t.Any]:
     """What this side runs: the flask_caching it imported and the memoized names."""
     names = {"memo": _dotted(appmod.memo), "balance": _dotted(appmod.Account.balance)}
     return {
         "flask_caching": flask_caching.__file__,
-        "version": importlib.metadata.version("Flask-Caching"),
+        "version": _distribution_version(),
         "python": sys.executable,
         "names": names,
     }

@@ -38,7 +38,7 @@ def import_redis() -> ModuleType:
     except ImportError as exc:
         raise ConfigurationError(
             "The Redis backends need the redis package: pip install redis"
-            " (or pip install 'Flask-Caching[redis]')."
+            " (or pip install 'Flask-Caching-NG[redis]')."
         ) from exc
     return redis
 
