@@ -58,8 +58,12 @@ value is still a hit until it is {{ memo_ttl }} s old, the fragment until
 STATS = """<!doctype html>
 <title>flask_caching demo: stats</title>
 <h1>Cache statistics</h1>
-<h2>cache.stats(): the decorators' counters</h2>
-<pre>{{ counters }}</pre>
+<h2>cache.stats(): the decorators' counters (this process)</h2>
+{% if rows %}<table border="1" cellpadding="4">
+<tr><th></th>{% for column in columns %}<th>{{ column }}</th>{% endfor %}</tr>
+{% for name, counts in rows %}<tr><td>{{ name }}</td>
+{% for column in columns %}<td>{{ counts.get(column, "") }}</td>{% endfor %}</tr>
+{% endfor %}</table>{% else %}<pre>{{ counters }}</pre>{% endif %}
 <h2>What the backend says ({{ backend }}, {{ where }})</h2>
 <pre>{{ server }}</pre>
 <p><a href="/">back</a></p>
@@ -152,13 +156,24 @@ def stats() -> str:
         server: t.Any = backend_stats(cache.cache)
     except StatsUnavailable as exc:
         server = f"unavailable: {exc}"
+    rows = counter_rows(counters)
     return render_template_string(
         STATS,
+        rows=rows,
+        columns=list(rows[0][1]) if rows else [],
         counters=_pretty(counters),
         server=_pretty(server),
         backend=type(cache.cache).__name__,
         where=location(cache.cache),
     )
+
+
+def counter_rows(counters: t.Any) -> list[tuple[str, Mapping[str, t.Any]]]:
+    """``cache.stats()`` as table rows, the total first; [] for any other shape."""
+    if not isinstance(counters, Mapping) or "total" not in counters:
+        return []
+    functions = counters.get("functions") or {}
+    return [("total", counters["total"]), *sorted(functions.items())]
 
 
 @demo.route("/clear")
