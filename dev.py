@@ -81,7 +81,10 @@ def ensure_requirements(name: str, venv: Path = VENV) -> None:
 def drop_old_distribution(python: Path) -> None:
     """Uninstall this checkout's install under its former name, Flask-Caching (it is
     Flask-Caching-NG now; both provide ``flask_caching``). Our venvs never hold the
-    released Flask-Caching: that lives in venvs of its own."""
+    released Flask-Caching: that lives in venvs of its own. Its build metadata in
+    src/ goes too: on the editable install's path, it would still name the
+    checkout Flask-Caching."""
+    shutil.rmtree(ROOT / "src" / "Flask_Caching.egg-info", ignore_errors=True)
     probe = "import importlib.metadata as m; m.distribution('Flask-Caching')"
     found = subprocess.run([str(python), "-c", probe], capture_output=True)
     if found.returncode == 0:
