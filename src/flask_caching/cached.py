@@ -18,6 +18,7 @@ from typing_extensions import Self
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from . import cache_status
 from .cached_response import CachedResponse
 from .context import request_method
 from .entry import MISS, Layout
@@ -32,10 +33,11 @@ from .options import (
     stale_caller,
     unless_caller,
 )
-from .privacy import Guard, PrivateMode, check_private, parse_vary
+from .privacy import PrivateMode, check_private, parse_vary
 from .runtime import Runtime
 from .session_watch import Seen, watching_session
 from .signals import cache_view_hit, cache_view_miss
+from .stats import CallNote, CounterSlot, NotingGuard, bump, log_hit, resolve
 from .utils import join_generator, normalize_timeout
 from .view_keys import ViewKeys
 from .wrapping import wrap
@@ -130,6 +132,7 @@ class ViewOptions(t.NamedTuple):
     private: PrivateMode | None
     vary: tuple[t.Any, ...]
     vary_on_session: bool
+    cache_status: bool | None
 
 
 class CachedView:
@@ -157,7 +160,9 @@ class CachedView:
             opts.query_string
             or (isinstance(opts.key_prefix, str) and "%s" in opts.key_prefix)
         )
-        self.guard = Guard(
+        #: this view's counters on the runtime last used (``Cache.stats()``)
+        self.slot = CounterSlot(self.label)
+        self.guard = NotingGuard(
             getattr(f, "__qualname__", repr(f)),
             lambda: get_runtime().settings.private_responses,
             private=opts.private,
@@ -237,11 +242,13 @@ class CachedView:
         """None to bypass the cache; else the hit's value or the miss's flow."""
         opts = self.opts
         if opts.skip is not None and opts.skip(self.f, *args, **kwargs):
+            self.bypassed("bypass_unless", "unless")
             return None
         if self.by_request and request_method() not in SAFE_METHODS:
             # a POST (PUT, DELETE...) to a view routed for GET too must reach the
             # view, and its page must not be replayed to a GET (outside a request
             # there is no path to key on)
+            self.bypassed("bypass_method", "method")
             return None
         rt = self.get_runtime()
         try:
@@ -252,14 +259,33 @@ class CachedView:
                 version_keys = (version_key,)
             force = opts.forced is not None and opts.forced(*args, **kwargs)
         except Exception as exc:
+            self.slot.of(rt).errors += 1
+            if self.status_on(rt):
+                cache_status.announce("error")
             rt.failed("key", getattr(self.f, "__qualname__", "?"), exc)
             return None
+        return rt, key, *self.lookup(rt, key, version_keys, force, args, kwargs)
+
+    def lookup(
+        self,
+        rt: Runtime,
+        key: str,
+        version_keys: tuple[str, ...],
+        force: bool,
+        args: tuple[t.Any, ...],
+        kwargs: dict[str, t.Any],
+    ) -> tuple[t.Any, Flow | None]:
+        """Read the entry: a hit is counted here, a miss when its flow ends."""
+        opts = self.opts
+        status = self.status_on(rt)
         layout = Layout(
             key,
-            meta=opts.locking.keeps_meta(rt.settings),
+            # the meta key holds the freshness the header's ttl= tells
+            meta=status or opts.locking.keeps_meta(rt.settings),
             version_keys=version_keys,
             cache_none=opts.cache_none,
         )
+        note = CallNote()
         payload, flow = lookup_begin(
             rt,
             layout,
@@ -268,8 +294,41 @@ class CachedView:
             timeout=normalize_timeout(self.wrapper.cache_timeout),
             locking=opts.locking,
             name=self.label,
+            note=note,
         )
-        return rt, key, payload, flow
+        counters = self.slot.of(rt)
+        if flow is None:
+            counters.hits += 1
+            if logger.isEnabledFor(logging.DEBUG):
+                log_hit(self.label, key)
+            if status:
+                cache_status.announce("hit", note.fresh_until)
+            return payload, None
+        done = self.announce if status else None
+        return payload, resolve(flow, counters, note, self.label, key, done)
+
+    # -- counters and the Cache-Status header ----------------------------------
+
+    def status_on(self, rt: Runtime) -> bool:
+        """The decorator's ``cache_status``, else CACHE_STATUS_HEADER for views
+        keyed by the request."""
+        own = self.opts.cache_status
+        return own if own is not None else self.by_request and rt.settings.status_header
+
+    def announce(self, what: str, note: CallNote) -> None:
+        cache_status.announce(what, note.fresh_until)
+
+    def bypassed(self, event: str, what: str) -> None:
+        """Count (and log, and tell in the header) a call that skipped the cache."""
+        try:
+            rt = self.get_runtime()
+        except RuntimeError:  # outside an app: no counters to add to
+            return
+        bump(self.slot.of(rt), event)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("cache bypassed for %s (%s)", self.label, what)
+        if self.status_on(rt):
+            cache_status.announce(what)
 
     def outcome_of(self, rv: t.Any, seen: Seen | None = None) -> Outcome:
         """What a computation returns and stores (MISS: store nothing); *seen*
@@ -338,6 +397,7 @@ def make_cached(
     private: PrivateMode | None = None,
     vary: str | Iterable[str] | None = None,
     vary_on_session: bool = False,
+    cache_status: bool | None = None,
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
     """Build the ``@cached`` decorator; every option is checked here, not per call."""
     for name, value in (
@@ -367,6 +427,7 @@ def make_cached(
         private=check_private(private),
         vary=tuple(parse_vary(vary)),
         vary_on_session=vary_on_session,
+        cache_status=None if cache_status is None else bool(cache_status),
     )
     if not (isinstance(key_prefix, str) or callable(key_prefix)):
         raise TypeError(

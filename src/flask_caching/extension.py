@@ -8,17 +8,21 @@ prepared once in ``init_app``.
 
 from __future__ import annotations
 
+import logging
 import typing as t
 import warnings
 from collections.abc import Callable, Mapping
 
 from flask import Flask
 
+from . import metrics as metrics_mod
 from . import settings as settings_mod
+from . import stats as stats_mod
 from .backend_setup import apply_serializer, build_backend, resolve_cache_serializer
 from .backends.base import BaseCache
 from .cached import DELETE_ATTR, CachedFunction, make_cached
 from .cli import register_cli
+from .cli_backends import location
 from .context import app_or_none
 from .exceptions import ConfigurationError
 from .jinja2ext import ENV_ATTR, CacheExtension
@@ -31,6 +35,10 @@ P = t.ParamSpec("P")
 R = t.TypeVar("R")
 
 _RUNTIMES = "flask_caching"
+#: app.extensions key: the unknown CACHE_* names already logged for the app
+_WARNED = "flask_caching.unknown_settings"
+
+logger = logging.getLogger("flask_caching")
 
 
 class Cache:
@@ -65,6 +73,8 @@ class Cache:
         """Build this Cache's backend for *app* from its settings."""
         _check_config(config)
         conf = settings_mod.build(app.config, self.config, config)
+        if conf.metrics:
+            metrics_mod.require()  # before anything is set up
         if conf.backend_name == "NullCache" and not conf.raw["CACHE_NO_NULL_WARNING"]:
             warnings.warn(
                 "Flask-Caching: CACHE_TYPE is NullCache, so nothing is cached. "
@@ -87,7 +97,10 @@ class Cache:
         self.serializer = serializer
         app.extensions.setdefault("cache", {})[self] = backend
         runtime = Runtime(backend, conf, app, owner=self)
+        index = list(app.extensions["cache"]).index(self)
+        stats_mod.install(runtime, index, export=conf.metrics)
         app.extensions.setdefault(_RUNTIMES, {})[self] = runtime
+        _log_setup(app, backend, index, conf.raw)
         register_cli(app)  # the `flask cache` commands, once per app
         self.app = app
         if self.with_jinja2_ext:
@@ -114,6 +127,13 @@ class Cache:
             raise RuntimeError(
                 f"This Cache was not set up for app {app.name!r}: call cache.init_app(app)"
             ) from None
+
+    def stats(self) -> dict[str, t.Any]:
+        """The decorators' counters on the current app, in this process:
+        ``{"total": {event: n}, "functions": {name: {event: n}}}`` (events:
+        :data:`flask_caching.stats.EVENTS`)."""
+        stats: stats_mod.Stats = self._runtime().stats
+        return stats.snapshot()
 
     @property
     def cache(self) -> BaseCache:
@@ -200,6 +220,7 @@ class Cache:
         private: PrivateMode | None = None,
         vary: str | t.Iterable[str] | None = None,
         vary_on_session: bool = False,
+        cache_status: bool | None = None,
     ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
         """Cache a view (key from the request path) or, with ``key_prefix``, a function.
 
@@ -216,6 +237,8 @@ class Cache:
         :param private: ``"skip"`` such responses (the default, from
             CACHE_PRIVATE_RESPONSES) or ``"allow"`` storing them. A stored response
             never keeps ``Set-Cookie``.
+        :param cache_status: add a ``Cache-Status`` header (True) or not (False);
+            None: CACHE_STATUS_HEADER decides (see :mod:`flask_caching.cache_status`).
         """
         return make_cached(
             self._runtime,
@@ -239,6 +262,7 @@ class Cache:
             private=private,
             vary=vary,
             vary_on_session=vary_on_session,
+            cache_status=cache_status,
         )
 
     def memoize(
@@ -332,3 +356,34 @@ def _check_config(config: t.Any) -> None:
         raise ConfigArgumentError(
             f"config must be a mapping of CACHE_* settings, got {config!r}"
         )
+
+
+def _log_setup(
+    app: Flask, backend: t.Any, index: int, raw: Mapping[str, t.Any]
+) -> None:
+    """One INFO line naming the backend and where it is (never a password), and
+    each unknown CACHE_* setting once per app, with the nearest known name."""
+    try:
+        where = location(backend)
+    except Exception:  # a backend of unusual shape: say less, never fail init_app
+        where = "location unknown"
+    logger.info(
+        "Cache %d of app %r: %s, %s", index, app.name, type(backend).__name__, where
+    )
+    warned: set[str] = app.extensions.setdefault(_WARNED, set())
+    for name, near in settings_mod.unknown_settings(raw):
+        if name in warned:
+            continue
+        warned.add(name)
+        if near is not None:
+            logger.warning(
+                "%s is not a Flask-Caching setting and is ignored: did you mean %s?",
+                name,
+                near,
+            )
+        else:
+            logger.info(
+                "%s is not a Flask-Caching setting (ignored, unless a backend "
+                "factory of your own reads it)",
+                name,
+            )

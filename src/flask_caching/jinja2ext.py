@@ -14,6 +14,7 @@ as there. A backend failure renders the block uncached; it never breaks the page
 
 from __future__ import annotations
 
+import logging
 import math
 import typing as t
 from collections.abc import Callable
@@ -27,7 +28,10 @@ from .entry import Layout
 from .flow import Outcome, drive_sync
 from .keys import make_template_fragment_key
 from .lookup import begin
+from .stats import CallNote, count_flow, log_hit
 from .utils import normalize_timeout
+
+logger = logging.getLogger("flask_caching")
 
 #: attribute of the Jinja environment holding the ``Cache`` (as in released)
 JINJA_CACHE_ATTR_NAME = "_template_fragment_cache"
@@ -60,8 +64,9 @@ class CacheExtension(Extension):
         default_name: str,
         caller: Callable[[], str],
     ) -> str:
+        name = str(keys[0]) if keys else default_name
         if keys:
-            key = make_template_fragment_key(str(keys[0]), vary_on=keys[1:])
+            key = make_template_fragment_key(name, vary_on=keys[1:])
         else:
             key = make_template_fragment_key(default_name)
         cache = getattr(self.environment, ENV_ATTR, None)
@@ -79,9 +84,16 @@ class CacheExtension(Extension):
             body = caller()
             return Outcome(body, body)
 
-        value, flow = begin(rt, Layout(key), timeout=seconds)
-        if flow is not None:
-            _hit, value = drive_sync(flow, compute)
+        note = CallNote()
+        value, flow = begin(rt, Layout(key), timeout=seconds, note=note)
+        counters = rt.stats.function("fragment:" + name)
+        if flow is None:
+            counters.hits += 1
+            if logger.isEnabledFor(logging.DEBUG):
+                log_hit("fragment " + name, key)
+        else:
+            hit, value = drive_sync(flow, compute)
+            count_flow(counters, hit, note, "fragment " + name, key)
         # the stored text was rendered (and escaped) by the template already
         return Markup(value) if isinstance(value, str) else str(value)
 

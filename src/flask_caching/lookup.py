@@ -44,6 +44,30 @@ from .runtime import Runtime
 logger = logging.getLogger("flask_caching")
 
 
+class CallNote:
+    """What the lookup of one call found out beyond hit or miss, for the front
+    ends' counters and ``Cache-Status`` header (see :mod:`.stats`).
+
+    ``fresh_until``: the entry's freshness deadline on a hit (0: unknown or never
+    stale). The defaults are class attributes: making a note costs no
+    ``__init__``, and only a miss writes to it.
+    """
+
+    fresh_until: float = 0.0
+    #: a stale value was served
+    stale: bool = False
+    #: the result was stored
+    stored: bool = False
+    #: the call waited for another caller's computation
+    waited: bool = False
+    #: the privacy rules kept the result out (set by the front end)
+    refused: bool = False
+
+
+#: the note filled when the caller passed none (nobody reads it)
+DISCARD = CallNote()
+
+
 def get_or_compute(
     rt: Runtime,
     layout: Layout,
@@ -55,6 +79,7 @@ def get_or_compute(
     is_stale: Callable[[t.Any], bool] | None = None,
     name: str | None = None,
     locking: LockOptions = locks.DEFAULT_OPTIONS,
+    note: CallNote = DISCARD,
 ) -> Flow:
     """Resolve a call :func:`begin` did not answer from *found*, what it read
     (None: the read failed, or *forced* skipped it): yield COMPUTE (and maybe
@@ -67,6 +92,8 @@ def get_or_compute(
     read (it is called once per call). *name* (the decorated function) names the
     value in the warning given when it cannot be stored. *locking* holds the
     decorator's lock and staleness options (:func:`.locks.lock_options`).
+    *note* gets what the caller may report (stale, stored, waited; see
+    :class:`.stats.CallNote`).
     """
     stale: Entry | None = None
     if not forced:
@@ -77,10 +104,11 @@ def get_or_compute(
         entry = None if rejected else _usable(layout, found, is_stale)
         if entry is not None:
             if is_fresh(entry, time.time()):
+                note.fresh_until = entry[3]
                 return True, entry[1]
             stale = entry
     policy = locking.resolve(rt.settings)
-    job = _Job(rt, layout, timeout, is_stale, name, policy)
+    job = _Job(rt, layout, timeout, is_stale, name, policy, note)
     if stale is not None and job.may_serve_stale(stale):
         return (yield from job.revalidate(found, stale))
     if job.policy.lock and not forced:
@@ -103,6 +131,7 @@ def begin(
     timeout: int | None = None,
     name: str | None = None,
     locking: LockOptions = locks.DEFAULT_OPTIONS,
+    note: CallNote = DISCARD,
 ) -> tuple[t.Any, Flow | None]:
     """Start one decorated call: ``(payload, None)`` for a fresh hit, answered by
     one read and no generator, else ``(MISS, flow)`` where *flow* resolves the miss
@@ -121,6 +150,7 @@ def begin(
                 entry = (MAGIC, None, (), 0.0)  # a stored None (cache_none)
             if entry is not None and (not entry[3] or time.time() < entry[3]):
                 if is_stale is None or is_stale(entry[1]) is not True:
+                    note.fresh_until = entry[3]
                     return entry[1], None
                 rejected = True
     flow = get_or_compute(
@@ -133,6 +163,7 @@ def begin(
         is_stale=is_stale,
         name=name,
         locking=locking,
+        note=note,
     )
     return MISS, flow
 
@@ -161,8 +192,10 @@ class _Job:
         is_stale: Callable[[t.Any], bool] | None,
         name: str | None,
         policy: Policy,
+        note: CallNote = DISCARD,
     ) -> None:
         self.rt = rt
+        self.note = note
         self.layout = layout
         self.key = layout.key
         self.keys = layout.keys
@@ -177,6 +210,7 @@ class _Job:
         """The fresh entry in a read of :attr:`keys` (plus extra keys after them)."""
         entry = _usable(self.layout, found[: len(self.keys)], self.is_stale)
         if entry is not None and is_fresh(entry, time.time()):
+            self.note.fresh_until = entry[3]
             return entry
         return None
 
@@ -193,7 +227,7 @@ class _Job:
             return False
         if found is not None:
             found = found[: len(self.keys)]
-        return store(
+        stored = store(
             self.rt,
             self.layout,
             found,
@@ -202,6 +236,8 @@ class _Job:
             self.name,
             self.policy.grace,
         )
+        self.note.stored = stored
+        return stored
 
     def rescue(self, exc: Exception, stale: Entry | None) -> bool:
         """True when *stale* may stand in for the result of a computation that
@@ -216,6 +252,7 @@ class _Job:
             exc,
             exc_info=exc,
         )
+        self.note.stale = True
         return True
 
     # -- the paths ---------------------------------------------------------------
@@ -244,6 +281,7 @@ class _Job:
         )
         if not leading:
             if flight.owner != me:  # a re-entrant call must not wait for itself
+                self.note.waited = True
                 yield Wait(flight=flight)
                 if flight.landing is Landing.STORED:
                     again = self.rt.read(self.keys)
@@ -300,6 +338,7 @@ class _Job:
                     self.key,
                 )
                 break
+            self.note.waited = True
             yield Wait(seconds=backoff.pause(patience_ends - now))
         flight.extend(policy.patience)  # from here on the leader computes
         if got is not True:
@@ -344,6 +383,7 @@ class _Job:
             backend, self.key, me, self.policy.patience
         )
         if not leading:
+            self.note.stale = True
             return True, stale[1]
         landing = Landing.FAILED
         try:
@@ -358,6 +398,7 @@ class _Job:
         lkey = locks.lock_key(self.key)
         token = locks.new_token()
         if locks.acquire(self.rt, lkey, token, self.policy.lease) is not True:
+            self.note.stale = True
             return True, stale[1], Landing.UNSTORED  # refreshing elsewhere
         try:
             return (yield from self.locked_compute(lkey, token, found, hand_over=False))

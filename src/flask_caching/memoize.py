@@ -32,6 +32,7 @@ from .options import (
 )
 from .runtime import Runtime
 from .signals import cache_memoize_hit, cache_memoize_miss
+from .stats import CallNote, CounterSlot, bump, log_hit, resolve
 from .utils import join_generator, normalize_timeout
 from .wrapping import wrap
 
@@ -127,6 +128,8 @@ class MemoizedFunction:
         self.owner = owner
         self.opts = opts
         self.calls = calls
+        #: this function's counters on the runtime last used (``Cache.stats()``)
+        self.slot = CounterSlot(names.name)
         wrapper = wrap(f, self.begin, self.outcome_of, self.finish)
         self.wrapper = t.cast(CachedFunction[..., t.Any], wrapper)
         self.wrapper.uncached = f
@@ -151,6 +154,7 @@ class MemoizedFunction:
         """None to bypass the cache; else the hit's value or the miss's flow."""
         calls = self.calls
         if calls.skip is not None and calls.skip(self.f, *args, **kwargs):
+            self.bypassed()
             return None
         rt = self.get_runtime()
         try:
@@ -158,6 +162,7 @@ class MemoizedFunction:
             version_keys = self.names.version_keys(args)
             base = call_key(rt, self.names, self.opts, args, kwargs)
         except Exception as exc:
+            self.slot.of(rt).errors += 1
             rt.failed("key", self.names.name, exc)
             return None
         return rt, *self.lookup(rt, version_keys, base, force, args, kwargs)
@@ -185,6 +190,8 @@ class MemoizedFunction:
             extra=dict(zip(version_keys, versions, strict=False)),
         )
         stale = self.calls.stale
+        note = CallNote()
+        name = self.names.name
         value, flow = lookup_begin(
             rt,
             layout,
@@ -193,9 +200,26 @@ class MemoizedFunction:
             is_stale=None if stale is None else stale(*args, **kwargs),
             timeout=normalize_timeout(self.wrapper.cache_timeout),
             locking=opts.locking,
-            name=self.names.name,
+            name=name,
+            note=note,
         )
-        return key, value, flow
+        counters = self.slot.of(rt)
+        if flow is None:
+            counters.hits += 1
+            if logger.isEnabledFor(logging.DEBUG):
+                log_hit(name, key)
+            return key, value, None
+        return key, value, resolve(flow, counters, note, name, key)
+
+    def bypassed(self) -> None:
+        """Count a call ``unless`` sent around the cache (outside an app: none)."""
+        try:
+            rt = self.get_runtime()
+        except RuntimeError:
+            return
+        bump(self.slot.of(rt), "bypass_unless")
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("cache bypassed for %s (unless)", self.names.name)
 
     def finish(
         self,

@@ -85,6 +85,9 @@ class Runtime:
         self.versions_seen: dict[str, list[str]] = {}
         self._unstorable = OnceEach()
         self._reported = OnceEach()
+        #: the decorators' counters on this app x Cache (``Cache.stats()``): a
+        #: :class:`flask_caching.stats.Stats`, set by ``init_app``
+        self.stats: t.Any = None
 
     def failed(self, operation: str, key: str, exc: Exception) -> None:
         """Report an error that is not the backend's (e.g. a key function raised).
@@ -112,6 +115,8 @@ class Runtime:
         """Report a failed backend call: raise in debug mode, else count and log it."""
         if self.app.debug:
             raise exc
+        if self.stats is not None:
+            self.stats.backend_failed()
         breaker.failure(operation, key, exc)
 
     def read(self, keys: Sequence[str], many: bool = False) -> list[t.Any] | None:

@@ -60,6 +60,8 @@ TABLE: dict[str, tuple[t.Any, tuple[type, ...] | None]] = {
     "CACHE_FAILURE_THRESHOLD": (3, (int,)),
     "CACHE_FAILURE_COOLDOWN": (5.0, _Number),
     "CACHE_PRIVATE_RESPONSES": ("skip", (str,)),
+    "CACHE_STATUS_HEADER": (False, (bool,)),
+    "CACHE_METRICS": (False, (bool,)),
 }
 
 #: CACHE_PRIVATE_RESPONSES / ``@cached(private=...)``: what to do with a response
@@ -113,6 +115,10 @@ class Settings:
     stale_while_revalidate: int = 0
     stale_if_error: int = 0
     private_responses: str = "skip"
+    #: add a Cache-Status header to request-keyed views' responses
+    status_header: bool = False
+    #: export the counters and backend latencies to Prometheus
+    metrics: bool = False
 
     def __getitem__(self, name: str) -> t.Any:
         return self.raw[name]
@@ -260,7 +266,23 @@ def build(
         stale_while_revalidate=math.ceil(raw["CACHE_STALE_WHILE_REVALIDATE"]),
         stale_if_error=math.ceil(raw["CACHE_STALE_IF_ERROR"]),
         private_responses=raw["CACHE_PRIVATE_RESPONSES"],
+        status_header=raw["CACHE_STATUS_HEADER"],
+        metrics=raw["CACHE_METRICS"],
     )
+
+
+def unknown_settings(raw: Mapping[str, t.Any]) -> list[tuple[str, str | None]]:
+    """``(name, nearest known name or None)`` for each CACHE_* setting in *raw*
+    that nothing in the package reads (a misspelling, most likely)."""
+    import difflib
+
+    known = list(TABLE)
+    found = []
+    for name in raw:
+        if isinstance(name, str) and name.startswith("CACHE_") and name not in TABLE:
+            near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            found.append((name, near[0] if near else None))
+    return found
 
 
 def import_string(path: str, setting: str) -> t.Any:
