@@ -6,14 +6,17 @@ cache says whether this request was a hit or a miss, how old its value is and ho
 it still lives. The cache is the in-memory SimpleCache; every ``CACHE_*`` environment
 variable goes into the app's config (numbers and ``true``/``false`` as JSON), e.g.
 ``CACHE_TYPE=RedisCache CACHE_REDIS_URL=redis://127.0.0.1:6379/0``, or
-``CACHE_TYPE=FileSystemCache`` (a temporary directory unless ``CACHE_DIR`` is set).
+``CACHE_TYPE=FileSystemCache`` (a temporary directory, removed at exit, unless
+``CACHE_DIR`` is set).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 import typing as t
@@ -96,6 +99,7 @@ def create_app(environ: Mapping[str, str] = os.environ) -> Flask:
     kind = str(app.config["CACHE_TYPE"]).rsplit(".", 1)[-1].lower()
     if kind in ("filesystemcache", "filesystem") and not app.config.get("CACHE_DIR"):
         app.config["CACHE_DIR"] = tempfile.mkdtemp(prefix="flask_caching_demo-")
+        atexit.register(shutil.rmtree, app.config["CACHE_DIR"], True)
     cache.init_app(app)
     app.register_blueprint(demo)
     app.after_request(show_status)
