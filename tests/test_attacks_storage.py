@@ -180,9 +180,6 @@ def test_item10_filesystem_inc_from_many_threads_loses_nothing(
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(
-    strict=True, reason="signatures are not bound to keys yet (issue 14 item 11a)"
-)
 def test_item11a_a_signed_entry_copied_under_another_key_does_not_verify(
     redis_server: RedisServer,
 ) -> None:

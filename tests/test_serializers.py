@@ -264,18 +264,37 @@ def test_signed_round_trip(value: t.Any) -> None:
     assert same(s.loads(s.dumps(value)), value)
 
 
+def bound(key: str) -> bytes:
+    """The key as the format signs it: 8-byte big-endian length, then UTF-8."""
+    raw = key.encode("utf-8")
+    return len(raw).to_bytes(8, "big") + raw
+
+
 def test_signed_format_is_pinned() -> None:
     # A format change must be deliberate: old entries would all become misses.
     payload = pickle.dumps(ENVELOPES[0], 5)
-    mac = hmac.new(derived_key(SECRET.encode()), b"\x01" + payload, "sha256").digest()
-    assert signed().dumps(ENVELOPES[0]) == b"\x01" + mac + payload
-    raw = hmac.new(SECRET.encode(), b"\x01" + payload, "sha256").digest()
+    message = b"\x03" + bound("view//page") + payload
+    mac = hmac.new(derived_key(SECRET.encode()), message, "sha256").digest()
+    assert signed().dumps_for("view//page", ENVELOPES[0]) == b"\x03" + mac + payload
+    raw = hmac.new(SECRET.encode(), message, "sha256").digest()
     assert raw != mac  # the app's secret is not used as the HMAC key itself
+    empty = hmac.new(derived_key(SECRET.encode()), b"\x03" + bound(""), "sha256")
+    empty.update(payload)
+    assert signed().dumps(ENVELOPES[0]) == b"\x03" + empty.digest() + payload
 
 
-def sign_with(secret: bytes, payload: bytes, algorithm: str = "sha256") -> bytes:
-    key = derived_key(secret, algorithm)
-    return b"\x01" + hmac.new(key, b"\x01" + payload, algorithm).digest() + payload
+def sign_with(
+    secret: bytes, payload: bytes, algorithm: str = "sha256", key: str = ""
+) -> bytes:
+    mac = hmac.new(derived_key(secret, algorithm), b"\x03" + bound(key), algorithm)
+    mac.update(payload)
+    return b"\x03" + mac.digest() + payload
+
+
+def sign_v1(secret: bytes, payload: bytes) -> bytes:
+    """An entry in the earlier, key-unbound format (``b"\x01"``)."""
+    key = derived_key(secret)
+    return b"\x01" + hmac.new(key, b"\x01" + payload, "sha256").digest() + payload
 
 
 def test_signed_rejects_bad_entries_without_unpickling(
@@ -287,20 +306,22 @@ def test_signed_rejects_bad_entries_without_unpickling(
     valid_evil = sign_with(SECRET.encode(), payload)
     flipped = bytes([valid_evil[5] ^ 1])
     cases = {
-        "tampered payload": b"\x01" + good_mac + payload,
+        "tampered payload": b"\x03" + good_mac + payload,
         "tampered signature": valid_evil[:5] + flipped + valid_evil[6:],
         "truncated payload": valid_evil[:-1],
         "truncated signature": valid_evil[:20],
-        "only the prefix": b"\x01",
+        "only the prefix": b"\x03",
+        "the earlier key-unbound format": sign_v1(SECRET.encode(), payload),
+        "signed for another key": sign_with(SECRET.encode(), payload, key="other"),
         "empty": b"",
         "wrong key": sign_with(b"another secret", payload),
-        "raw secret as key": b"\x01"
-        + hmac.new(SECRET.encode(), b"\x01" + payload, "sha256").digest()
+        "raw secret as key": b"\x03"
+        + hmac.new(SECRET.encode(), b"\x03" + bound("") + payload, "sha256").digest()
         + payload,
         "unsigned pickle": payload,
         "cachelib redis pickle": b"!" + payload,
         "signature appended": payload + valid_evil[1:33],
-        "not bytes": t.cast(bytes, "\x01" + "a" * 40),
+        "not bytes": t.cast(bytes, "\x03" + "a" * 40),
     }
     for name, data in cases.items():
         caplog.clear()
@@ -327,10 +348,10 @@ def test_the_value_cannot_choose_the_algorithm(
 
         sig = zlib.crc32(payload).to_bytes(4, "big")
     else:
-        sig = hmac.new(key, b"\x01" + payload, forged_with).digest()
+        sig = hmac.new(key, b"\x03" + bound("") + payload, forged_with).digest()
     for data in (
-        b"\x01" + sig + payload,
-        b"\x01" + forged_with.encode() + b":" + sig + payload,
+        b"\x03" + sig + payload,
+        b"\x03" + forged_with.encode() + b":" + sig + payload,
         forged_with.encode() + b":" + sig + payload,
     ):
         with pytest.raises(UnsafeValueError):

@@ -22,9 +22,11 @@ BYTES_TYPES = (bytes, bytearray, memoryview)
 #: first byte of each format (see :mod:`.serializers`)
 SIGNED_V1 = b"\x01"
 JSON_V1 = b"\x02"
+SIGNED_V2 = b"\x03"
 LEGACY_REDIS = b"!"
 _FORMATS = {
-    SIGNED_V1: "a signed pickle entry (CACHE_SERIALIZER='pickle-signed')",
+    SIGNED_V1: "a signed pickle entry of the old format, not bound to its key",
+    SIGNED_V2: "a signed pickle entry (CACHE_SERIALIZER='pickle-signed')",
     JSON_V1: "a JSON entry (CACHE_SERIALIZER='json')",
     b"\x80": "an unsigned pickle entry (CACHE_SERIALIZER='pickle')",
     LEGACY_REDIS: "an unsigned pickle entry (cachelib's Redis format)",
@@ -56,9 +58,12 @@ class Serializer(t.Protocol):
 
 
 class BaseSerializer:
-    """Base for serializers: the stream pair ``dump``/``load`` via ``dumps``/``loads``.
+    """Base for serializers: the stream pair ``dump``/``load`` via ``dumps``/``loads``,
+    and the key-aware pair ``dumps_for``/``loads_for`` that our backends call.
 
-    Defined once so an entry has the same bytes whichever pair a backend calls.
+    Defined once so an entry has the same bytes whichever pair a backend calls. The
+    key-aware pair ignores the key here; a serializer whose bytes must not be
+    movable between keys (the signed one) binds them to it.
     """
 
     __slots__ = ()
@@ -71,6 +76,14 @@ class BaseSerializer:
         """Return the value stored as ``data``, or raise UnreadableValueError."""
         raise NotImplementedError
 
+    def dumps_for(self, key: str, value: t.Any) -> bytes:
+        """The bytes to store for ``value`` under ``key``; here ``dumps(value)``."""
+        return self.dumps(value)
+
+    def loads_for(self, key: str, data: bytes) -> t.Any:
+        """The value stored as ``data`` under ``key``; here ``loads(data)``."""
+        return self.loads(data)
+
     def dump(self, value: t.Any, f: t.IO[bytes]) -> None:
         """Write ``dumps(value)`` to the binary stream ``f``."""
         f.write(self.dumps(value))
@@ -78,6 +91,26 @@ class BaseSerializer:
     def load(self, f: t.IO[bytes]) -> t.Any:
         """Read the rest of the binary stream ``f`` and ``loads`` it."""
         return self.loads(f.read())
+
+
+def dumps_for(serializer: t.Any, key: str, value: t.Any) -> t.Any:
+    """``serializer.dumps_for(key, value)`` if it has one, else ``dumps(value)``.
+
+    Backends store values through this, so serializers that know nothing of keys
+    (cachelib's, an app's own) keep working; cachelib's may return ``None``.
+    """
+    keyed = getattr(serializer, "dumps_for", None)
+    if keyed is None:
+        return serializer.dumps(value)
+    return keyed(key, value)
+
+
+def loads_for(serializer: t.Any, key: str, data: bytes) -> t.Any:
+    """``serializer.loads_for(key, data)`` if it has one, else ``loads(data)``."""
+    keyed = getattr(serializer, "loads_for", None)
+    if keyed is None:
+        return serializer.loads(data)
+    return keyed(key, data)
 
 
 def describe(data: object) -> str:

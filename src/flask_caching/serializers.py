@@ -16,12 +16,18 @@ misses instead of misreading them, and a later format can be told apart::
 
     b"\\x80..."  plain pickle, protocol 2+ (as released Flask-Caching writes it);
                 b"!" + pickle (cachelib's Redis format) is read as well
-    b"\\x01..."  signed pickle v1: b"\\x01" + HMAC(key, b"\\x01" + pickle) + pickle
+    b"\\x01..."  signed pickle v1 (not bound to its key): refused, read as a miss
     b"\\x02..."  tagged JSON v1, UTF-8
+    b"\\x03..."  signed pickle v2, bound to the cache key:
+                b"\\x03" + HMAC(k, b"\\x03" + len(key) + key + pickle) + pickle
 
 No format starts with an ASCII digit or sign: the Redis and memcached backends store
 ``int`` values as plain decimal bytes *outside* the serializer so that INCR/DECR
 (``inc``/``dec``) keep working. Those integers are not signed, but cannot carry code.
+
+Backends call ``dumps_for(key, value)`` / ``loads_for(key, data)`` when the serializer
+has them (every :class:`BaseSerializer` does) and ``dumps`` / ``loads`` otherwise, so
+the signed serializer can bind each entry to its key; the others ignore the key.
 
 ``loads`` returns the value or raises :class:`UnreadableValueError` (its subclass
 :class:`UnsafeValueError` when a signature does not verify) after logging a warning on
@@ -51,6 +57,8 @@ from .serializer_base import (
     UnreadableValueError,
     UnsafeValueError,
     describe,
+    dumps_for,
+    loads_for,
     logger,
     refused,
 )
@@ -67,6 +75,8 @@ __all__ = [
     "UnreadableValueError",
     "UnsafeValueError",
     "check_algorithm",
+    "dumps_for",
+    "loads_for",
     "logger",
     "resolve_serializer",
 ]
@@ -127,6 +137,14 @@ class _StreamAdapter(BaseSerializer):
     def loads(self, data: bytes) -> t.Any:
         """Delegate to the wrapped serializer."""
         return self.wrapped.loads(data)
+
+    def dumps_for(self, key: str, value: t.Any) -> bytes:
+        """The wrapped serializer's ``dumps_for`` if it has one, else ``dumps``."""
+        return t.cast(bytes, dumps_for(self.wrapped, key, value))
+
+    def loads_for(self, key: str, data: bytes) -> t.Any:
+        """The wrapped serializer's ``loads_for`` if it has one, else ``loads``."""
+        return loads_for(self.wrapped, key, data)
 
 
 _CHOICES = (

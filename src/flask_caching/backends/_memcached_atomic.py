@@ -31,11 +31,10 @@ class AtomicOps:
 
     _pool: Pool
     _map: t.Callable[[str], str]
-    _dump: t.Callable[[t.Any], Item | None]
-
     if t.TYPE_CHECKING:
 
-        def _load(self, item: Item | None) -> t.Any: ...
+        def _dump(self, value: t.Any, key: str) -> Item | None: ...
+        def _load(self, item: Item | None, key: str) -> t.Any: ...
         def _exptime(self, timeout: t.Any) -> int | None: ...
         def add(self, key: str, value: t.Any, timeout: t.Any = None) -> bool: ...
 
@@ -81,7 +80,7 @@ class AtomicOps:
         return self.inc(key, -delta)
 
     def _int_item(self, number: int) -> Item:
-        item = self._dump(number)
+        item = self._dump(number, "")  # an int is decimal: bound to no key
         assert item is not None  # every codec stores an int
         return item
 
@@ -93,7 +92,7 @@ class AtomicOps:
 
     def _int_value(self, key: str, item: Item) -> int:
         """The stored int a counter continues from (0 if unreadable)."""
-        current = self._load(item)
+        current = self._load(item, key)
         if current is None:
             return 0
         if type(current) is not int:
@@ -114,7 +113,7 @@ class AtomicOps:
         mkey = self._map(key)
         with self._pool.reserve() as driver:
             item, cas_token = driver.gets(mkey)
-            if item is None or self._load(item) != token:
+            if item is None or self._load(item, key) != token:
                 return False
             # an absolute expiry in 1970 (past memcached's 30-day relative limit):
             # already expired; -1 does not expire an item over the binary protocol

@@ -29,7 +29,10 @@ hands the backend an :class:`Item` (bytes, flags) and takes one back, and a
   serializer owns the bytes: a value is stored as its output with flags 0, an
   ``int`` as decimal with flags 4 (``incr`` and released Flask-Caching read it as
   the number). Reading accepts only those two forms; an item flagged pickled,
-  compressed, text or anything else is a miss, never unpickled or inflated.
+  compressed, text or anything else is a miss, never unpickled or inflated. The
+  serializer is called as ``dumps_for(name, value)`` / ``loads_for(name, data)``
+  when it has them, ``name`` being the key prefix + the cache key (before any
+  hashing), so the signed serializer binds each item to the key it belongs to.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import pickle
 import typing as t
 import zlib
 
-from ..serializers import PickleSerializer, Serializer
+from ..serializers import PickleSerializer, Serializer, dumps_for, loads_for
 
 __all__ = [
     "FLAG_BOOL",
@@ -116,21 +119,21 @@ def _inflate(data: bytes) -> bytes | None:
 class Codec(t.Protocol):
     """Turns values into :class:`Item` objects and back for one serializer."""
 
-    def dump(self, value: t.Any) -> Item | None:
-        """The item to store, or ``None`` when the value cannot be stored."""
+    def dump(self, value: t.Any, name: str) -> Item | None:
+        """The item to store under *name*, or ``None`` when it cannot be stored."""
 
-    def load(self, item: Item) -> t.Any:
-        """The value *item* holds, or :data:`MISS`."""
+    def load(self, item: Item, name: str) -> t.Any:
+        """The value *item* (stored under *name*) holds, or :data:`MISS`."""
 
 
 class PylibmcCodec:
     """pylibmc's format (the default serializer): see the module docstring."""
 
-    def dump(self, value: t.Any) -> Item | None:
-        """The item pylibmc would write for *value*."""
+    def dump(self, value: t.Any, name: str) -> Item | None:
+        """The item pylibmc would write for *value* (the same under every name)."""
         return pylibmc_item(value)
 
-    def load(self, item: Item) -> t.Any:
+    def load(self, item: Item, name: str) -> t.Any:
         """Read any flags pylibmc or python-memcached write; unknown flags miss."""
         data, flags = item
         if flags & FLAG_INFLATED:
@@ -169,19 +172,19 @@ class OwnedCodec:
     def __init__(self, serializer: Serializer) -> None:
         self._serializer = serializer
 
-    def dump(self, value: t.Any) -> Item | None:
+    def dump(self, value: t.Any, name: str) -> Item | None:
         """Decimal text for an ``int`` (flags 4), else the serializer's bytes."""
         if type(value) is int:
             return Item(int.__repr__(value).encode("ascii"), FLAG_INT)
-        payload = self._serializer.dumps(value)
+        payload = dumps_for(self._serializer, name, value)
         return Item(payload, FLAG_BYTES) if isinstance(payload, bytes) else None
 
-    def load(self, item: Item) -> t.Any:
+    def load(self, item: Item, name: str) -> t.Any:
         """The serializer's value for flags 0, an int for flags 4, else a miss."""
         data, flags = item
         try:
             if flags == FLAG_BYTES:
-                return self._serializer.loads(data)
+                return loads_for(self._serializer, name, data)
             if flags == FLAG_INT:
                 return int(data)
         except Exception:

@@ -29,6 +29,9 @@ So a key holds its value in one of two forms: *chunks* or a *plain* item.
 * **ours only**: under a serializer of ours other than pickle (``json``,
   ``pickle-signed``) the chunks hold that serializer's bytes and are read only by
   it: nothing is ever unpickled. Released Flask-Caching cannot read those values.
+  The serializer sees the whole joined value with the base key's name (prefix +
+  key), so ``pickle-signed`` binds it to that key: chunks copied under another key,
+  or mixed with another value's chunks, do not verify.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import pickle
 import typing as t
 from collections.abc import Mapping
 
-from ..serializers import PickleSerializer
+from ..serializers import PickleSerializer, dumps_for, loads_for
 from ._memcached import Driver, Item, check_positive
 from ._memcached_codec import FLAG_BYTES, MISS
 from ._memcached_sasl import SASLMemcachedCache
@@ -60,10 +63,12 @@ _GONE = Item(b"", FLAG_BYTES)
 
 
 class Names(t.NamedTuple):
-    """The memcached keys of one cache key: its plain item and its chunks."""
+    """The memcached keys of one cache key: its plain item and its chunks, and the
+    name its value is bound to (prefix + key, see ``MemcachedCache._bound_name``)."""
 
     plain: str
     chunks: list[str]
+    bound: str
 
 
 @_retry_unstarted_auth
@@ -117,24 +122,25 @@ class SpreadSASLMemcachedCache(SASLMemcachedCache):
 
     def _names(self, key: str) -> Names:
         mapper = self._map
-        return Names(mapper(key), [mapper(f"{key}.{n}") for n in range(self.maxchunk)])
+        chunks = [mapper(f"{key}.{n}") for n in range(self.maxchunk)]
+        return Names(mapper(key), chunks, self._bound_name(key))
 
-    def _pack(self, value: t.Any) -> bytes | None:
+    def _pack(self, value: t.Any, names: Names) -> bytes | None:
         """The bytes a value is spread as: a protocol 2 pickle, as released writes,
         or under a serializer of ours its output (``None`` if it gives no bytes)."""
         serializer = self.serializer
         if type(serializer) is PickleSerializer:
             return pickle.dumps(value, SPREAD_PROTOCOL)
-        payload = serializer.dumps(value)
+        payload = dumps_for(serializer, names.bound, value)
         return payload if isinstance(payload, bytes) else None
 
-    def _unpack(self, payload: bytes) -> t.Any:
+    def _unpack(self, payload: bytes, names: Names) -> t.Any:
         """The value joined chunks hold, or :data:`MISS` when it does not load."""
         serializer = self.serializer
         try:
             if type(serializer) is PickleSerializer:
                 return pickle.loads(payload)
-            return serializer.loads(payload)
+            return loads_for(serializer, names.bound, payload)
         except Exception:
             logger.debug("unreadable spread memcached value is a miss", exc_info=True)
             return MISS
@@ -164,9 +170,9 @@ class SpreadSASLMemcachedCache(SASLMemcachedCache):
                 return MISS
             parts.append(item.data)
         if parts:
-            return self._unpack(b"".join(parts))
+            return self._unpack(b"".join(parts), names)
         plain = found.get(names.plain)
-        return MISS if plain is None else self._decode(plain)
+        return MISS if plain is None else self._codec.load(plain, names.bound)
 
     def _read(self, keys: tuple[str, ...]) -> list[t.Any]:
         """Each key's value or :data:`MISS`, both forms read in one request."""
@@ -208,10 +214,10 @@ class SpreadSASLMemcachedCache(SASLMemcachedCache):
         if exptime is None:
             self.delete(key)
             return True
-        payload = self._pack(value)
+        names = self._names(key)
+        payload = self._pack(value, names)
         if payload is None:
             return False
-        names = self._names(key)
         items = self._split(names, payload)
         stale = [names.plain, *names.chunks[len(items) : len(items) + 1]]
         with self._pool.reserve() as driver:
@@ -228,13 +234,13 @@ class SpreadSASLMemcachedCache(SASLMemcachedCache):
         if exptime is None:
             return False
         names = self._names(key)
-        item = self._dump(value)
+        item = self._codec.dump(value, names.bound)
         with self._pool.reserve() as driver:
             if driver.get_multi([names.plain, names.chunks[0]]):
                 return False
             if item is not None and len(item.data) <= self._item_limit:
                 return driver.add(names.plain, item, exptime)
-            payload = self._pack(value)
+            payload = self._pack(value, names)
             try:
                 items = {} if payload is None else self._split(names, payload)
             except ValueError:
@@ -272,12 +278,13 @@ class SpreadSASLMemcachedCache(SASLMemcachedCache):
         stale: list[str] = []
         owners: list[tuple[str, t.Collection[str]]] = []
         for key, value in pairs.items():
-            names, item = self._names(key), self._dump(value)
+            names = self._names(key)
+            item = self._codec.dump(value, names.bound)
             if item is not None and len(item.data) <= self._item_limit:
                 items = {names.plain: item}
                 stale.append(names.chunks[0])
             else:
-                payload = self._pack(value)
+                payload = self._pack(value, names)
                 try:
                     items = {} if payload is None else self._split(names, payload)
                 except ValueError:

@@ -9,6 +9,9 @@ does (another program's string, not a miss).
 
 Any other serializer assigned to a backend (``backend.serializer = JSONSerializer()``)
 sees every value but ints, which stay decimal outside it; bytes it refuses are a miss.
+It is called as ``dumps_for(name, value)`` / ``loads_for(name, data)`` when it has
+those, ``name`` being the Redis key (prefix + key), so the signed serializer binds
+each entry to the name it is stored under.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import pickle
 import typing as t
 
 from cachelib.serializers import RedisSerializer as _CachelibRedisSerializer
+
+from ..serializer_base import dumps_for, loads_for
 
 __all__ = ["RedisSerializer", "dump_value", "load_value"]
 
@@ -63,15 +68,19 @@ class RedisSerializer(_CachelibRedisSerializer):
             return value  # written by someone else: theirs to interpret
 
 
-def dump_value(serializer: t.Any, value: t.Any) -> bytes:
-    """The bytes to store for *value*: ints as digits, the rest via *serializer*."""
+def dump_value(serializer: t.Any, value: t.Any, name: str) -> bytes:
+    """The bytes to store for *value* under the Redis key *name*: ints as digits,
+    the rest via *serializer*."""
     if type(value) is int:
         return str(value).encode("ascii")
-    return t.cast(bytes, serializer.dumps(value))
+    if isinstance(serializer, RedisSerializer):
+        return serializer.dumps(value)
+    return t.cast(bytes, dumps_for(serializer, name, value))
 
 
-def load_value(serializer: t.Any, data: bytes | None) -> t.Any:
-    """The value *data* holds, read by *serializer*; ``None`` for a miss."""
+def load_value(serializer: t.Any, data: bytes | None, name: str) -> t.Any:
+    """The value *data* (stored under *name*) holds, read by *serializer*; ``None``
+    for a miss."""
     if data is None:
         return None
     if isinstance(serializer, RedisSerializer):
@@ -82,7 +91,7 @@ def load_value(serializer: t.Any, data: bytes | None) -> t.Any:
         except ValueError:
             pass
     try:
-        return serializer.loads(data)
+        return loads_for(serializer, name, data)
     except Exception as exc:  # our serializers raise UnreadableValueError (logged)
         logger.debug("Cache entry refused by %r, a miss: %r", serializer, exc)
         return None

@@ -14,6 +14,9 @@ hold an exclusive lock of the directory, so no increment is lost between threads
 processes; a file that cannot be read (truncated, corrupt, removed, a symlink, a
 FIFO) is a miss; the directory is recreated when it disappears under a running app.
 
+A serializer with ``dumps_for``/``loads_for`` is given the cache key (not the file
+name), so the signed serializer binds each file's value to the key it was written for.
+
 Entry files written by earlier versions of this package (``<sha256>.fcache``, an
 8-byte double header) are not read: they are misses, removed by pruning and
 ``clear()``.
@@ -33,7 +36,7 @@ import cachelib.file
 from cachelib import FileSystemCache as _CachelibFileSystemCache
 
 from ..exceptions import ConfigurationError
-from ..serializers import PickleSerializer
+from ..serializers import PickleSerializer, dumps_for, loads_for
 from . import _filesystem_files as files
 from ._filesystem_prune import Pruner
 from .base import BaseCache, Timeout, cachelib_now, deprecated_ignore_errors
@@ -164,8 +167,8 @@ class FileSystemCache(BaseCache, _CachelibFileSystemCache):
             files.TEMP_SUFFIX
         )
 
-    def _read(self, path: str, now: float) -> tuple[bool, t.Any, int]:
-        """``(found, value, expires)`` of the entry file *path*."""
+    def _read(self, key: str, path: str, now: float) -> tuple[bool, t.Any, int]:
+        """``(found, value, expires)`` of *key*'s entry file *path*."""
         data = files.read_file(path)
         if data is None or len(data) < files.HEADER.size:
             return False, None, 0
@@ -173,7 +176,8 @@ class FileSystemCache(BaseCache, _CachelibFileSystemCache):
         if not _live(expires, now):
             return False, None, 0
         try:
-            return True, self.serializer.loads(data[files.HEADER.size :]), expires
+            value = loads_for(self.serializer, key, data[files.HEADER.size :])
+            return True, value, expires
         except Exception as exc:
             logger.warning("FileSystemCache: unreadable entry %s (%s)", path, exc)
             return False, None, 0
@@ -241,7 +245,7 @@ class FileSystemCache(BaseCache, _CachelibFileSystemCache):
                 return False
             files.unlink(path)
             return True
-        data = self.serializer.dumps(value)
+        data = dumps_for(self.serializer, key, value)
         if data is None:  # cachelib's serializers return None when pickling fails
             return False
         self._pruner.before_write()
@@ -311,7 +315,7 @@ class FileSystemCache(BaseCache, _CachelibFileSystemCache):
     # -- the cache interface -------------------------------------------------------
 
     def get(self, key: str) -> t.Any:
-        return self._read(self._get_filename(key), _now())[1]
+        return self._read(key, self._get_filename(key), _now())[1]
 
     def has(self, key: str) -> bool:
         expires = files.read_expiry(self._get_filename(key))
@@ -362,13 +366,13 @@ class FileSystemCache(BaseCache, _CachelibFileSystemCache):
             if not locked:
                 return None
             now = _now()
-            found, value, expires = self._read(path, now)
+            found, value, expires = self._read(key, path, now)
             if not found:
                 value, expires = 0, self._expires(None, now) or 0
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"cannot increment non-integer value at {key!r}")
             value += delta
-            data = self.serializer.dumps(value)
+            data = dumps_for(self.serializer, key, value)
             if data is None or not self._put(path, files.pack(expires, data), False):
                 return None
             return value
@@ -386,6 +390,6 @@ class FileSystemCache(BaseCache, _CachelibFileSystemCache):
         lock, so a lease taken over meanwhile is never removed."""
         path = self._get_filename(key)
         with self._lock.held() as locked:
-            if not locked or self._read(path, _now())[1] != token:
+            if not locked or self._read(key, path, _now())[1] != token:
                 return False
             return files.unlink(path)

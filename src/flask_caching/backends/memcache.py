@@ -159,16 +159,24 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
     @serializer.setter
     def serializer(self, serializer: Serializer) -> None:
         self._serializer = serializer
-        codec = codec_for(serializer)
-        #: value -> the item to store, ``None`` if the serializer gave up on it
-        self._dump = codec.dump
-        self._decode = codec.load
+        #: values <-> items, given the name an item is bound to (see _bound_name)
+        self._codec = codec_for(serializer)
 
-    def _load(self, item: Item | None) -> t.Any:
-        """The value a stored item holds; ``None`` for a miss or an unreadable one."""
+    def _bound_name(self, key: str) -> str:
+        """The name a serializer binds *key*'s entry to: prefix + key, unhashed, so
+        an entry copied under another key or prefix does not verify."""
+        return self._keys.prefix + key
+
+    def _dump(self, value: t.Any, key: str) -> Item | None:
+        """The item to store for *key*; ``None`` if the serializer gave up on it."""
+        return self._codec.dump(value, self._bound_name(key))
+
+    def _load(self, item: Item | None, key: str) -> t.Any:
+        """The value *key*'s stored item holds; ``None`` for a miss or an unreadable
+        one."""
         if item is None:
             return None
-        value = self._decode(item)
+        value = self._codec.load(item, self._bound_name(key))
         return None if value is MISS else value
 
     def _make_driver(
@@ -247,7 +255,7 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
         mkey = self._map(key)
         with self._pool.reserve() as driver:
             item = driver.get(mkey)
-        return self._load(item)
+        return self._load(item, key)
 
     def get_many(self, *keys: str) -> list[t.Any]:
         """Values for *keys* (``None`` for misses), in one request."""
@@ -258,7 +266,7 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
         with self._pool.reserve() as driver:
             found = driver.get_multi(mkeys).get
         load = self._load
-        return [load(found(mkey)) for mkey in mkeys]
+        return [load(found(mkey), key) for mkey, key in zip(mkeys, keys, strict=True)]
 
     def get_dict(self, *keys: str) -> dict[str, t.Any]:
         """``{key: value or None}`` for *keys*, in one request."""
@@ -279,7 +287,7 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
             self.delete(key)
             return True
         mkey = self._map(key)
-        item = self._dump(value)
+        item = self._dump(value, key)
         if item is None or len(item.data) > self._item_limit:
             return False
         with self._pool.reserve() as driver:
@@ -289,7 +297,7 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
         """Store *value* only if *key* is absent (memcached ``add``, atomic)."""
         exptime = self._exptime(timeout)
         mkey = self._map(key)
-        item = self._dump(value)
+        item = self._dump(value, key)
         if exptime is None or item is None or len(item.data) > self._item_limit:
             return False
         with self._pool.reserve() as driver:
@@ -325,7 +333,7 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
         owners: list[tuple[str, t.Collection[str]]] = []
         limit = self._item_limit
         for key, value in pairs.items():
-            item = dump(value)
+            item = dump(value, key)
             if item is not None and len(item.data) <= limit:
                 mkey = mapper(key)
                 merged[mkey] = item

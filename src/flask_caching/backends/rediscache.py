@@ -166,11 +166,8 @@ class RedisCache(BaseCache, _CachelibRedisCache):
         prefix = self.key_prefix
         return prefix if type(prefix) is str else t.cast(t.Callable[[], str], prefix)()
 
-    def _dump(self, value: t.Any) -> bytes:
-        return dump_value(self.serializer, value)
-
-    def _load(self, data: bytes | None) -> t.Any:
-        return load_value(self.serializer, data)
+    def _dump(self, value: t.Any, name: str) -> bytes:
+        return dump_value(self.serializer, value, name)
 
     def _mget(self, names: list[str]) -> list[bytes | None]:
         """One MGET of *names* (Cluster splits it by slot)."""
@@ -187,16 +184,16 @@ class RedisCache(BaseCache, _CachelibRedisCache):
     # --- the cache protocol ----------------------------------------------------
 
     def get(self, key: str) -> t.Any:
-        return self._load(self._read_client.get(self._get_prefix() + key))
+        name = self._get_prefix() + key
+        return load_value(self.serializer, self._read_client.get(name), name)
 
     def get_many(self, *keys: str) -> list[t.Any]:
         if not keys:
             return []
-        prefix = self._get_prefix()
+        names = [self._get_prefix() + k for k in keys]
         load, serializer = load_value, self.serializer
-        return [
-            load(serializer, data) for data in self._mget([prefix + k for k in keys])
-        ]
+        found = self._mget(names)
+        return [load(serializer, d, n) for d, n in zip(found, names, strict=True)]
 
     def set(self, key: str, value: t.Any, timeout: Timeout = None) -> t.Any:
         """SET with EX; returns the client's reply (True), as cachelib does."""
@@ -205,7 +202,8 @@ class RedisCache(BaseCache, _CachelibRedisCache):
             self.delete(key)
             return True
         name = self._get_prefix() + key
-        return self._write_client.set(name, self._dump(value), ex=seconds or None)
+        dump = self._dump(value, name)
+        return self._write_client.set(name, dump, ex=seconds or None)
 
     def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
         """Store *value* only if *key* is absent, in one SET NX EX."""
@@ -213,7 +211,7 @@ class RedisCache(BaseCache, _CachelibRedisCache):
         if seconds < 0:
             return False
         name = self._get_prefix() + key
-        dump = self._dump(value)
+        dump = self._dump(value, name)
         return bool(self._write_client.set(name, dump, ex=seconds or None, nx=True))
 
     def set_many(
@@ -230,7 +228,8 @@ class RedisCache(BaseCache, _CachelibRedisCache):
             return keys
         pipe = self._write_client.pipeline(transaction=False)
         for key, value in mapping.items():
-            pipe.set(prefix + key, self._dump(value), ex=seconds or None)
+            name = prefix + key
+            pipe.set(name, self._dump(value, name), ex=seconds or None)
         results = pipe.execute()
         return [key for key, ok in zip(keys, results, strict=True) if ok]
 
@@ -280,14 +279,14 @@ class RedisCache(BaseCache, _CachelibRedisCache):
         """SET NX PX: the lease in milliseconds, not rounded up to whole seconds."""
         name = self._get_prefix() + key
         lease = max(1, math.ceil(timeout * 1000))
-        dump = self._dump(token)
+        dump = self._dump(token, name)
         return bool(self._write_client.set(name, dump, px=lease, nx=True))
 
     def release_lock(self, key: str, token: str) -> bool:
         """Compare the owner token and delete in one step (a Lua script), so a holder
         whose lease ran out never deletes the next holder's lock."""
         name = self._get_prefix() + key
-        dump = self._dump(token)
+        dump = self._dump(token, name)
         return bool(self._write_client.eval(_RELEASE_LOCK, 1, name, dump))
 
 

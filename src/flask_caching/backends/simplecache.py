@@ -4,7 +4,8 @@ The dict has cachelib's layout, ``{key: (expires, serialized_bytes)}`` (``expire
 whole unix second, 0 = never), and the time comes from ``cachelib.simple.time`` at each
 call, so code that freezes that clock freezes this cache too. Values go through
 :attr:`SimpleCache.serializer` both ways, so a caller mutating what it got back never
-changes what the next caller reads, exactly as with a network backend.
+changes what the next caller reads, exactly as with a network backend. A serializer
+with ``dumps_for``/``loads_for`` gets the key too (the signed one binds entries to it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import typing as t
 import cachelib.simple
 from cachelib import SimpleCache as _CachelibSimpleCache
 
-from ..serializers import PickleSerializer
+from ..serializers import PickleSerializer, dumps_for, loads_for
 from .base import _STDLIB_TIME, BaseCache, Timeout, deprecated_ignore_errors
 
 if t.TYPE_CHECKING:
@@ -128,9 +129,9 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
             return None
         return item
 
-    def _loads(self, data: bytes) -> t.Any:
+    def _loads(self, key: str, data: bytes) -> t.Any:
         try:
-            return self.serializer.loads(data)
+            return loads_for(self.serializer, key, data)
         except Exception:
             logger.debug("SimpleCache: unreadable entry, a miss", exc_info=True)
             return None
@@ -145,7 +146,7 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
         try:
             if type(self.serializer) is PickleSerializer:  # the default: skip a call
                 return pickle.loads(item[1])
-            return self.serializer.loads(item[1])
+            return loads_for(self.serializer, key, item[1])
         except Exception:
             logger.debug("SimpleCache: unreadable entry, a miss", exc_info=True)
             return None
@@ -153,9 +154,7 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
     def get_many(self, *keys: str) -> list[t.Any]:
         cache = self._cache
         serializer = self.serializer
-        loads = (
-            pickle.loads if type(serializer) is PickleSerializer else serializer.loads
-        )
+        default = type(serializer) is PickleSerializer
         now = _now()
         values: list[t.Any] = []
         for key in keys:
@@ -164,7 +163,10 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
                 values.append(None)
                 continue
             try:
-                values.append(loads(item[1]))
+                if default:
+                    values.append(pickle.loads(item[1]))
+                else:
+                    values.append(loads_for(serializer, key, item[1]))
             except Exception:
                 logger.debug("SimpleCache: unreadable entry, a miss", exc_info=True)
                 values.append(None)
@@ -174,7 +176,7 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
         return self._live(key, _now()) is not None
 
     def _store(self, key: str, value: t.Any, timeout: Timeout, only_new: bool) -> bool:
-        data = self.serializer.dumps(value)
+        data = dumps_for(self.serializer, key, value)
         if data is None:  # cachelib's serializer returns None when pickling fails
             return False
         with self._lock:
@@ -209,7 +211,7 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
         """Compare the owner token and delete under the dict's lock (atomic)."""
         with self._lock:
             item = self._live(key, _now())
-            if item is None or self._loads(item[1]) != token:
+            if item is None or self._loads(key, item[1]) != token:
                 return False
             del self._cache[key]
             return True
@@ -230,7 +232,7 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
                 expires = self._expires(None, now)
                 current: t.Any = 0
             else:
-                expires, current = item[0], self._loads(item[1])
+                expires, current = item[0], self._loads(key, item[1])
             if not isinstance(current, int) or isinstance(current, bool):
                 raise TypeError(f"cannot increment non-integer value at {key!r}")
             value: int = current + delta
@@ -239,7 +241,7 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
                 return value
             if item is None and key not in self._cache:
                 self._prune()
-            self._cache[key] = (expires, self.serializer.dumps(value))
+            self._cache[key] = (expires, dumps_for(self.serializer, key, value))
             return value
 
     def dec(self, key: str, delta: int = 1) -> int | None:

@@ -14,7 +14,9 @@ Behaviour:
 
 * values are bytes from :attr:`UWSGICache.serializer` (pickle by default) after an
   8-byte expiry; one value must fit the cache's ``blocksize`` (64 KiB unless
-  configured), or ``set`` returns ``False``;
+  configured), or ``set`` returns ``False``. A serializer with ``dumps_for`` /
+  ``loads_for`` is given the key (not the cache name, which one cache has in a local
+  and a remote form), so ``pickle-signed`` binds each value to its key;
 * the header differs from cachelib's format (the bare pickle, which released
   Flask-Caching writes) because uWSGI keeps serving expired items until its sweeper
   runs. A bare pickle written by released Flask-Caching is still read (uWSGI's own
@@ -41,7 +43,7 @@ from cachelib import UWSGICache as _CachelibUWSGICache
 
 from ..backends.base import BaseCache, Timeout
 from ..exceptions import ConfigurationError
-from ..serializers import PickleSerializer
+from ..serializers import PickleSerializer, dumps_for, loads_for
 
 if t.TYPE_CHECKING:
     from types import ModuleType
@@ -152,9 +154,10 @@ class UWSGICache(BaseCache, _CachelibUWSGICache):
             params["cache"] = config["CACHE_UWSGI_NAME"]
         return cls(*args, **params)
 
-    def _pack(self, value: t.Any, seconds: int) -> bytes:
+    def _pack(self, key: str, value: t.Any, seconds: int) -> bytes:
+        """The header and the serializer's bytes (bound to *key* if it binds)."""
         expires_at = time.time() + seconds if seconds else 0.0
-        data: bytes = self.serializer.dumps(value)
+        data: bytes = dumps_for(self.serializer, key, value)
         return _EXPIRES.pack(expires_at) + data
 
     def _read(self, key: str) -> tuple[bool, t.Any]:
@@ -163,17 +166,17 @@ class UWSGICache(BaseCache, _CachelibUWSGICache):
         if data is None:
             return False, None
         if data[:1] == bytes([_PICKLE]):  # cachelib's format: no header
-            return self._loads(data)
+            return self._loads(key, data)
         if len(data) < _EXPIRES.size:
             return False, None
         (expires_at,) = _EXPIRES.unpack_from(data)
         if expires_at and expires_at <= time.time():
             return False, None
-        return self._loads(data[_EXPIRES.size :])
+        return self._loads(key, data[_EXPIRES.size :])
 
-    def _loads(self, data: bytes) -> tuple[bool, t.Any]:
+    def _loads(self, key: str, data: bytes) -> tuple[bool, t.Any]:
         try:
-            return True, self.serializer.loads(data)
+            return True, loads_for(self.serializer, key, data)
         except Exception:
             logger.debug(
                 "unreadable uWSGI cache value treated as a miss", exc_info=True
@@ -206,7 +209,7 @@ class UWSGICache(BaseCache, _CachelibUWSGICache):
         if seconds < 0:
             self.delete(key)
             return True
-        data = self._pack(value, seconds)
+        data = self._pack(key, value, seconds)
         return bool(self._uwsgi.cache_update(key, data, seconds, self.cache))
 
     def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
@@ -214,7 +217,7 @@ class UWSGICache(BaseCache, _CachelibUWSGICache):
         seconds = self._normalize_timeout(timeout)
         if seconds < 0:
             return False
-        data = self._pack(value, seconds)
+        data = self._pack(key, value, seconds)
         if self._uwsgi.cache_set(key, data, seconds, self.cache):
             return True
         # uWSGI refused: the key exists, but it may be expired and not yet swept
