@@ -256,7 +256,7 @@ def test_counters_summed_over_gunicorn_workers(
     registry = prometheus_client.CollectorRegistry()
     from prometheus_client import multiprocess
 
-    multiprocess.MultiProcessCollector(registry, path=str(multiproc))
+    multiprocess.MultiProcessCollector(registry, path=str(multiproc))  # type: ignore[no-untyped-call]
     events = "flask_caching_events_total"
     labels = {"cache": "SimpleCache", "function": "fc_gunicorn_app.page"}
     # SimpleCache lives in each worker: each worker's first request was its miss

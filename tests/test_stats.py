@@ -46,7 +46,7 @@ def counts(cache: Cache, name: str) -> dict[str, int]:
     functions = cache.stats()["functions"]
     found = [v for k, v in functions.items() if k.endswith(name)]
     assert len(found) == 1, sorted(functions)
-    return found[0]
+    return dict(found[0])
 
 
 def nonzero(c: dict[str, int]) -> dict[str, int]:
