@@ -41,6 +41,8 @@ LAYERS = {
     "privacy": 4,
     "session_watch": 4,
     "metrics": 4,
+    "stats": 4,
+    "cache_status": 4,
     "wrapping": 4,
     "cached": 5,
     "view_keys": 5,
