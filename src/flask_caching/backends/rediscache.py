@@ -24,6 +24,7 @@ Errors are redis-py's own, raised as they come, as released Flask-Caching raises
 
 from __future__ import annotations
 
+import itertools
 import math
 import typing as t
 
@@ -192,8 +193,10 @@ class RedisCache(BaseCache, _CachelibRedisCache):
             return []
         names = [self._get_prefix() + k for k in keys]
         load, serializer = load_value, self.serializer
+        # every value the client returns, as cachelib does (even a stand-in client's)
+        bound = itertools.chain(names, itertools.repeat(""))
         found = self._mget(names)
-        return [load(serializer, d, n) for d, n in zip(found, names, strict=True)]
+        return [load(serializer, d, n) for d, n in zip(found, bound, strict=False)]
 
     def set(self, key: str, value: t.Any, timeout: Timeout = None) -> t.Any:
         """SET with EX; returns the client's reply (True), as cachelib does."""
