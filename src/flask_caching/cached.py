@@ -25,6 +25,7 @@ from .entry import MISS, Layout
 from .flow import Flow, Outcome
 from .keys import digest
 from .locks import lock_options
+from .lookup import NOT_READ
 from .lookup import begin as lookup_begin
 from .options import (
     check_callable,
@@ -113,6 +114,13 @@ def _to_payload(rv: t.Any) -> t.Any:
     return rv
 
 
+def _seconds(timeout: t.Any) -> int | None:
+    """A timeout read at call time (the attribute may be reassigned) as seconds."""
+    if timeout is None or type(timeout) is int:
+        return timeout
+    return normalize_timeout(timeout)
+
+
 class ViewOptions(t.NamedTuple):
     """A ``@cached`` decorator's options, checked once at decoration time."""
 
@@ -160,6 +168,10 @@ class CachedView:
             opts.query_string
             or (isinstance(opts.key_prefix, str) and "%s" in opts.key_prefix)
         )
+        #: a hit is one plain read judged by "not None" (no is_stale, no cached None)
+        self.plain_reads = opts.stale is None and not opts.cache_none
+        #: (runtime, Cache-Status header on, meta layout) for the runtime last seen
+        self._plan: tuple[t.Any, bool, bool] = (None, False, False)
         #: this view's counters on the runtime last used (``Cache.stats()``)
         self.slot = CounterSlot(self.label)
         self.guard = NotingGuard(
@@ -277,11 +289,25 @@ class CachedView:
     ) -> tuple[t.Any, Flow | None]:
         """Read the entry: a hit is counted here, a miss when its flow ends."""
         opts = self.opts
-        status = self.status_on(rt)
+        plan = self._plan
+        if plan[0] is not rt:  # the settings' say for this runtime, worked out once
+            meta = opts.locking.keeps_meta(rt.settings)
+            plan = self._plan = (rt, self.status_on(rt), meta)
+        status = plan[1]
+        found: t.Any = NOT_READ
+        if self.plain_reads and not (version_keys or force or status or plan[2]):
+            # the common hit, answered without building the miss machinery: one
+            # get, a value that is not None (lookup.begin would decide the same)
+            found = rt.read([key])
+            if found is not None and found[0] is not None:
+                self.slot.of(rt).hits += 1
+                if logger.isEnabledFor(logging.DEBUG):
+                    log_hit(self.label, key)
+                return found[0], None
         layout = Layout(
             key,
             # the meta key holds the freshness the header's ttl= tells
-            meta=status or opts.locking.keeps_meta(rt.settings),
+            meta=status or plan[2],
             version_keys=version_keys,
             cache_none=opts.cache_none,
         )
@@ -289,9 +315,10 @@ class CachedView:
         payload, flow = lookup_begin(
             rt,
             layout,
+            found=found,
             forced=force,
             is_stale=None if opts.stale is None else opts.stale(*args, **kwargs),
-            timeout=normalize_timeout(self.wrapper.cache_timeout),
+            timeout=_seconds(self.wrapper.cache_timeout),
             locking=opts.locking,
             name=self.label,
             note=note,

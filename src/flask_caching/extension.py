@@ -66,6 +66,8 @@ class Cache:
         #: the serializer CACHE_SERIALIZER gave the backend (None: its own)
         self.serializer: t.Any = None
         self.enable_signals = False
+        #: (app, runtime) of the last lookup: most processes serve one app
+        self._last: tuple[t.Any, t.Any] = (None, None)
         if app is not None:
             self.init_app(app, config)
 
@@ -96,10 +98,11 @@ class Cache:
         self.hash_method = conf.hash_method
         self.serializer = serializer
         app.extensions.setdefault("cache", {})[self] = backend
-        runtime = Runtime(backend, conf, app, owner=self)
+        runtime = Runtime(backend, conf, app, owner=self, plain=Cache)
         index = list(app.extensions["cache"]).index(self)
         stats_mod.install(runtime, index, export=conf.metrics)
         app.extensions.setdefault(_RUNTIMES, {})[self] = runtime
+        self._last = (None, None)  # a new runtime for this app: look it up again
         _log_setup(app, backend, index, conf.raw)
         register_cli(app)  # the `flask cache` commands, once per app
         self.app = app
@@ -120,13 +123,18 @@ class Cache:
 
     def _runtime(self) -> Runtime:
         app = app_or_none() or self._app()
+        last = self._last
+        if last[0] is app:  # the common case: the same app as the call before
+            found: Runtime = last[1]
+            return found
         try:
             rt: Runtime = app.extensions[_RUNTIMES][self]
-            return rt
         except KeyError:
             raise RuntimeError(
                 f"This Cache was not set up for app {app.name!r}: call cache.init_app(app)"
             ) from None
+        self._last = (app, rt)
+        return rt
 
     def stats(self) -> dict[str, t.Any]:
         """The decorators' counters on the current app, in this process:

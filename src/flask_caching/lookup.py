@@ -145,6 +145,12 @@ def begin(
             # the hit fast path: one read, no generator (this is every decorated hit)
             found = rt.read(layout.keys)
         if found is not None:
+            if layout.meta_key is None:  # plain: the value itself (inlined entry())
+                value = found[0]
+                if value is not None and (
+                    is_stale is None or is_stale(value) is not True
+                ):
+                    return value, None
             entry = layout.entry(found)
             if entry is None and layout.ambiguous(found) and rt.has(layout.key):
                 entry = (MAGIC, None, (), 0.0)  # a stored None (cache_none)

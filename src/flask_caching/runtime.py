@@ -61,11 +61,21 @@ class Runtime:
     """
 
     def __init__(
-        self, backend: BaseCache, settings: Settings, app: Flask, owner: t.Any = None
+        self,
+        backend: BaseCache,
+        settings: Settings,
+        app: Flask,
+        owner: t.Any = None,
+        plain: type | None = None,
     ) -> None:
         self.backend = backend
         #: the ``Cache`` object whose public methods reach the backend
         self.owner: t.Any = owner if owner is not None else _Direct(backend)
+        #: the reads of the Cache class itself: while the owner's ``get`` /
+        #: ``get_many`` are these (not overridden by a subclass, not replaced on
+        #: the instance), the backend is read directly, which is what they do
+        self._plain_get = getattr(plain, "get", None)
+        self._plain_get_many = getattr(plain, "get_many", None)
         self.settings = settings
         self.app = app
         # a BaseCache subclass that skipped super().__init__() has none of its own
@@ -126,10 +136,17 @@ class Runtime:
         if not breaker.allow():
             return None
         try:
+            owner = self.owner
             if len(keys) == 1 and not many:
-                found = [self.owner.get(keys[0])]
+                get = owner.get
+                if getattr(get, "__func__", None) is self._plain_get:
+                    get = self.backend.get
+                found = [get(keys[0])]
             else:
-                found = list(self.owner.get_many(*keys))
+                get_many = owner.get_many
+                if getattr(get_many, "__func__", None) is self._plain_get_many:
+                    get_many = self.backend.get_many
+                found = list(get_many(*keys))
         except Exception as exc:
             self.backend_failed(breaker, "read", keys[0], exc)
             return None

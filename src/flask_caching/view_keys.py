@@ -79,7 +79,10 @@ class ViewKeys:
         """The key of the current request (what the decorator uses on each call)."""
         if self.query_string:
             return self.query_key(rt, None, None)
-        key = self.prefix(None)
+        if self.formatted:
+            key = t.cast(str, self.key_prefix) % request_path()
+        else:
+            key = self.prefix(None)
         if self.checks_source(rt):
             key += self.hasher(rt)(self.source()).hexdigest()
         return key
