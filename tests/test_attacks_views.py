@@ -244,20 +244,11 @@ def test_item8_partial_and_not_modified_answers_are_never_stored(
     assert runs.n == 2  # the conditional answer was not stored; the full one was
 
 
-#: a forged entry that is no view result: the view's answer today (released
-#: Flask-Caching stores a view's result as it is and replays it the same way)
-NOT_A_VIEW_RESULT = pytest.mark.xfail(
-    strict=True,
-    reason="a forged JSON entry that is not a view result is replayed as it is: "
-    "status 0 or a 500 (issue 14 item 11b)",
-)
-
-
 @pytest.mark.parametrize(
     "forged",
     [
-        pytest.param(("x", 0), id="tuple-status-0", marks=NOT_A_VIEW_RESULT),
-        pytest.param(7, id="int", marks=NOT_A_VIEW_RESULT),
+        pytest.param(("x", 0), id="tuple-status-0"),
+        pytest.param(7, id="int"),
         pytest.param(["x", 0], id="list"),
         pytest.param({"not": {"a": "view"}}, id="dict"),
         pytest.param(b"\xff\xfe", id="bytes"),
@@ -266,6 +257,8 @@ NOT_A_VIEW_RESULT = pytest.mark.xfail(
 def test_item11b_a_forged_json_entry_is_neither_a_500_nor_status_0(
     redis_server: RedisServer, forged: t.Any
 ) -> None:
+    """A hit of a view must be something a view returns; anything else (a tuple
+    with status 0, an int) is a miss: the view answers and its page replaces it."""
     app, cache = make_app(redis_server, CACHE_SERIALIZER="json")
 
     @app.route("/page")
@@ -278,6 +271,9 @@ def test_item11b_a_forged_json_entry_is_neither_a_500_nor_status_0(
     assert cache.set(key, forged)
     response = app.test_client().get("/page")
     assert 100 <= response.status_code < 500
+    if not isinstance(forged, (list, dict, bytes)):  # those are view results
+        assert response.data == b"page"
+        assert cache.get(key) == "page"  # the forged entry is replaced
 
 
 class AlwaysAccessed(SecureCookieSession):

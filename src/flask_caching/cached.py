@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 from flask import current_app, has_request_context
 from typing_extensions import Self
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -112,6 +113,29 @@ def _to_payload(rv: t.Any) -> t.Any:
     if isinstance(rv, Response) and (rv.direct_passthrough or rv.is_streamed):
         return MISS  # send_file, a generator: not ours to buffer
     return rv
+
+
+_BODIES = (str, bytes, dict, list, Response)
+
+
+def view_result(value: t.Any) -> bool:
+    """True for what Flask can turn into a response: a body, a Response, an abort()
+    (raised again on hits), or a ``(body, status)`` / ``(body, headers)`` /
+    ``(body, status, headers)`` tuple with a real HTTP status."""
+    if isinstance(value, (*_BODIES, HTTPException)):
+        return True
+    if type(value) is not tuple or not 2 <= len(value) <= 3:
+        return False
+    body, *rest = value
+    if not isinstance(body, _BODIES):
+        return False
+    for part in rest:
+        if type(part) is int:
+            if not 100 <= part <= 599:
+                return False
+        elif not isinstance(part, (dict, list, tuple, Headers)):
+            return False
+    return True
 
 
 def _seconds(timeout: t.Any) -> int | None:
@@ -299,7 +323,7 @@ class CachedView:
             # the common hit, answered without building the miss machinery: one
             # get, a value that is not None (lookup.begin would decide the same)
             found = rt.read([key])
-            if found is not None and found[0] is not None:
+            if found is not None and found[0] is not None and self.servable(found[0]):
                 self.slot.of(rt).hits += 1
                 if logger.isEnabledFor(logging.DEBUG):
                     log_hit(self.label, key)
@@ -323,6 +347,18 @@ class CachedView:
             name=self.label,
             note=note,
         )
+        if flow is None and not self.servable(payload):
+            # not something a view returns (a forged or foreign entry): a miss,
+            # recomputed and stored over it
+            payload, flow = lookup_begin(
+                rt,
+                layout,
+                forced=True,
+                timeout=_seconds(self.wrapper.cache_timeout),
+                locking=opts.locking,
+                name=self.label,
+                note=note,
+            )
         counters = self.slot.of(rt)
         if flow is None:
             counters.hits += 1
@@ -333,6 +369,11 @@ class CachedView:
             return payload, None
         done = self.announce if status else None
         return payload, resolve(flow, counters, note, self.label, key, done)
+
+    def servable(self, value: t.Any) -> bool:
+        """A hit of a request-keyed view must be what a view may return; any other
+        function's entry is whatever it returned."""
+        return not self.by_request or type(value) is str or view_result(value)
 
     # -- counters and the Cache-Status header ----------------------------------
 
