@@ -106,7 +106,9 @@ def _redis(server: RedisServer, prefix: str) -> Store:
         assert data is not None and data[:1] == b"\x03"
         raw.set(p + dst, data)
 
-    return Store(build, copy)
+    store = Store(build, copy)
+    store.made.append(raw)  # closed with the backends
+    return store
 
 
 def _memcached_copy(backend: Backend, src: str, dst: str) -> None:
@@ -289,21 +291,25 @@ def test_copies_across_key_prefixes_do_not_verify(
     app or tenant sharing the server and the secret) does not verify."""
     server = request.getfixturevalue(f"{kind}_server")
     make = _redis if kind == "redis" else _memcached
-    one = make(server, f"one-{uuid.uuid4().hex[:6]}:").build(["shared"])
-    two = make(server, f"two-{uuid.uuid4().hex[:6]}:").build(["shared"])
-    UNPICKLED.clear()
-    assert one.set("profile", Flag("one's"))
-    assert two.set("profile", "two's")
-    if kind == "redis":
-        raw = server.client()
-        raw.set(two.key_prefix + "profile", raw.get(one.key_prefix + "profile"))
-    else:
-        with one._pool.reserve() as driver:
-            item = driver.get(one._map("profile"))
-            assert driver.set(two._map("profile"), item, 0)
-    assert two.get("profile") is None
-    assert UNPICKLED == []
-    assert one.get("profile") == "one's"
+    stores = [make(server, f"{name}-{uuid.uuid4().hex[:6]}:") for name in "ab"]
+    try:
+        one, two = (store.build(["shared"]) for store in stores)
+        UNPICKLED.clear()
+        assert one.set("profile", Flag("one's"))
+        assert two.set("profile", "two's")
+        if kind == "redis":
+            with server.client() as raw:
+                raw.set(two.key_prefix + "profile", raw.get(one.key_prefix + "profile"))
+        else:
+            with one._pool.reserve() as driver:
+                item = driver.get(one._map("profile"))
+                assert driver.set(two._map("profile"), item, 0)
+        assert two.get("profile") is None
+        assert UNPICKLED == []
+        assert one.get("profile") == "one's"
+    finally:
+        for store in stores:
+            store.close()
 
 
 # -- the serializer itself ----------------------------------------------------------
