@@ -17,7 +17,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "flask_caching"
 
 #: modules every layer may use: configuration values and error types
 SHARED = {"exceptions", "settings"}
-ENGINE = {"entry", "flow", "lookup", "locks", "runtime", "resilience", "options"}
+ENGINE = {
+    "entry",
+    "flow",
+    "lookup",
+    "locks",
+    "runtime",
+    "resilience",
+    "options",
+    "store",
+}
 
 
 def layer_of(module: str) -> str:

@@ -11,37 +11,29 @@ from __future__ import annotations
 import inspect
 import logging
 import typing as t
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from flask import current_app, has_request_context
-from typing_extensions import Self
-from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Response
 
 from . import cache_status
 from .cached_response import CachedResponse
 from .context import request_method
+from .decorated import BoundCachedFunction as BoundCachedFunction
+from .decorated import CachedFunction as CachedFunction
 from .entry import MISS, Layout
 from .flow import Flow, Outcome
 from .keys import digest
-from .locks import lock_options
 from .lookup import NOT_READ
 from .lookup import begin as lookup_begin
-from .options import (
-    check_callable,
-    check_timeout,
-    forced_caller,
-    stale_caller,
-    unless_caller,
-)
-from .privacy import PrivateMode, check_private, parse_vary
 from .runtime import Runtime
 from .session_watch import Seen, watching_session
 from .signals import cache_view_hit, cache_view_miss
 from .stats import CallNote, CounterSlot, NotingGuard, bump, log_hit, resolve
-from .utils import join_generator, normalize_timeout
+from .utils import join_generator
 from .view_keys import ViewKeys
+from .view_options import ViewOptions, view_options
+from .view_results import seconds, to_payload, view_result
 from .wrapping import wrap
 
 logger = logging.getLogger("flask_caching")
@@ -63,108 +55,6 @@ SAFE_METHODS = frozenset(("GET", "HEAD"))
 
 #: version keys of ``vary`` views: one per path and query, so they expire
 VARY_VERSION_PREFIX = "fc-vary-ver:"
-
-
-class BoundCachedFunction(t.Protocol[P, R]):
-    """A decorated method looked up on an instance (``obj.method``).
-
-    ``uncached`` is still the plain function: pass the instance to it yourself.
-    """
-
-    cache_timeout: int | None
-
-    uncached: Callable[..., R]
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
-
-    def make_cache_key(self, *args: t.Any, **kwargs: t.Any) -> str: ...
-
-
-class CachedFunction(t.Protocol[P, R]):
-    """What ``@cached`` / ``@memoize`` return: the function plus its cache controls.
-
-    Type checkers see the wrapped function's own signature (``P``, ``R``), also
-    when the decorated function is a method called on an instance.
-    """
-
-    cache_timeout: int | None
-
-    uncached: Callable[P, R]
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
-
-    def make_cache_key(self, *args: t.Any, **kwargs: t.Any) -> str: ...
-
-    @t.overload
-    def __get__(self, instance: None, owner: type[t.Any] | None = None) -> Self: ...
-
-    @t.overload
-    def __get__(
-        self: CachedFunction[t.Concatenate[S, P2], R2],
-        instance: S,
-        owner: type[t.Any] | None = None,
-    ) -> BoundCachedFunction[P2, R2]: ...
-
-    def __get__(self, instance: t.Any, owner: type[t.Any] | None = None) -> t.Any: ...
-
-
-def _to_payload(rv: t.Any) -> t.Any:
-    """What to store for a result: the result itself, but never a file stream."""
-    if isinstance(rv, Response) and (rv.direct_passthrough or rv.is_streamed):
-        return MISS  # send_file, a generator: not ours to buffer
-    return rv
-
-
-_BODIES = (str, bytes, dict, list, Response)
-
-
-def view_result(value: t.Any) -> bool:
-    """True for what Flask can turn into a response: a body, a Response, an abort()
-    (raised again on hits), or a ``(body, status)`` / ``(body, headers)`` /
-    ``(body, status, headers)`` tuple with a real HTTP status."""
-    if isinstance(value, (*_BODIES, HTTPException)):
-        return True
-    if type(value) is not tuple or not 2 <= len(value) <= 3:
-        return False
-    body, *rest = value
-    if not isinstance(body, _BODIES):
-        return False
-    for part in rest:
-        if type(part) is int:
-            if not 100 <= part <= 599:
-                return False
-        elif not isinstance(part, (dict, list, tuple, Headers)):
-            return False
-    return True
-
-
-def _seconds(timeout: t.Any) -> int | None:
-    """A timeout read at call time (the attribute may be reassigned) as seconds."""
-    if timeout is None or type(timeout) is int:
-        return timeout
-    return normalize_timeout(timeout)
-
-
-class ViewOptions(t.NamedTuple):
-    """A ``@cached`` decorator's options, checked once at decoration time."""
-
-    timeout: int | None
-    key_prefix: str | Callable[[], str]
-    skip: Callable[..., bool] | None
-    forced: Callable[..., bool] | None
-    stale: Callable[..., Callable[[t.Any], bool]] | None
-    response_filter: Callable[[t.Any], bool] | None
-    query_string: bool
-    hash_method: Callable[..., t.Any] | None
-    cache_none: bool
-    make_cache_key: Callable[..., str] | None
-    source_check: bool | None
-    response_hit_indication: bool
-    locking: t.Any
-    private: PrivateMode | None
-    vary: tuple[t.Any, ...]
-    vary_on_session: bool
-    cache_status: bool | None
 
 
 class CachedView:
@@ -324,9 +214,7 @@ class CachedView:
             # get, a value that is not None (lookup.begin would decide the same)
             found = rt.read([key])
             if found is not None and found[0] is not None and self.servable(found[0]):
-                self.slot.of(rt).hits += 1
-                if logger.isEnabledFor(logging.DEBUG):
-                    log_hit(self.label, key)
+                self.hit(rt, key)
                 return found[0], None
         layout = Layout(
             key,
@@ -336,39 +224,48 @@ class CachedView:
             cache_none=opts.cache_none,
         )
         note = CallNote()
-        payload, flow = lookup_begin(
-            rt,
-            layout,
-            found=found,
-            forced=force,
-            is_stale=None if opts.stale is None else opts.stale(*args, **kwargs),
-            timeout=_seconds(self.wrapper.cache_timeout),
-            locking=opts.locking,
-            name=self.label,
-            note=note,
-        )
+        stale = None if opts.stale is None else opts.stale(*args, **kwargs)
+        payload, flow = self.begin_flow(rt, layout, found, force, stale, note)
         if flow is None and not self.servable(payload):
             # not something a view returns (a forged or foreign entry): a miss,
             # recomputed and stored over it
-            payload, flow = lookup_begin(
-                rt,
-                layout,
-                forced=True,
-                timeout=_seconds(self.wrapper.cache_timeout),
-                locking=opts.locking,
-                name=self.label,
-                note=note,
-            )
-        counters = self.slot.of(rt)
+            payload, flow = self.begin_flow(rt, layout, NOT_READ, True, None, note)
         if flow is None:
-            counters.hits += 1
-            if logger.isEnabledFor(logging.DEBUG):
-                log_hit(self.label, key)
+            self.hit(rt, key)
             if status:
                 cache_status.announce("hit", note.fresh_until)
             return payload, None
         done = self.announce if status else None
+        counters = self.slot.of(rt)
         return payload, resolve(flow, counters, note, self.label, key, done)
+
+    def begin_flow(
+        self,
+        rt: Runtime,
+        layout: Layout,
+        found: t.Any,
+        force: bool,
+        stale: t.Any,
+        note: CallNote,
+    ) -> tuple[t.Any, Flow | None]:
+        """The engine's answer for *layout*: a hit's payload, or a miss's flow."""
+        return lookup_begin(
+            rt,
+            layout,
+            found=found,
+            forced=force,
+            is_stale=stale,
+            timeout=seconds(self.wrapper.cache_timeout),
+            locking=self.opts.locking,
+            name=self.label,
+            note=note,
+        )
+
+    def hit(self, rt: Runtime, key: str) -> None:
+        """Count (and log) a hit."""
+        self.slot.of(rt).hits += 1
+        if logger.isEnabledFor(logging.DEBUG):
+            log_hit(self.label, key)
 
     def servable(self, value: t.Any) -> bool:
         """A hit of a request-keyed view must be what a view may return; any other
@@ -416,7 +313,7 @@ class CachedView:
             return Outcome(rv, MISS)
         override = rv.timeout if isinstance(rv, CachedResponse) else None
         read = seen is not None and seen.read
-        rv, payload = self.guard.admit(rv, _to_payload, read)  # privacy, 5xx
+        rv, payload = self.guard.admit(rv, to_payload, read)  # privacy, 5xx
         return Outcome(rv, payload, override or None)
 
     def finish(
@@ -443,64 +340,11 @@ class CachedView:
 
 
 def make_cached(
-    get_runtime: Callable[[], Runtime],
-    cache_owner: t.Any,
-    *,
-    timeout: int | None = None,
-    key_prefix: str | Callable[[], str] = "view/%s",
-    unless: Callable[..., bool] | None = None,
-    forced_update: Callable[..., bool] | None = None,
-    response_filter: Callable[[t.Any], bool] | None = None,
-    query_string: bool = False,
-    hash_method: Callable[..., t.Any] | None = None,
-    cache_none: bool = False,
-    make_cache_key: Callable[..., str] | None = None,
-    source_check: bool | None = None,
-    response_hit_indication: bool = False,
-    is_stale: Callable[..., bool] | None = None,
-    lock: bool | None = None,
-    lock_timeout: float | None = None,
-    stale_while_revalidate: float | None = None,
-    stale_if_error: float | None = None,
-    private: PrivateMode | None = None,
-    vary: str | Iterable[str] | None = None,
-    vary_on_session: bool = False,
-    cache_status: bool | None = None,
+    get_runtime: Callable[[], Runtime], cache_owner: t.Any, **options: t.Any
 ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
-    """Build the ``@cached`` decorator; every option is checked here, not per call."""
-    for name, value in (
-        ("forced_update", forced_update),
-        ("response_filter", response_filter),
-        ("make_cache_key", make_cache_key),
-        ("is_stale", is_stale),
-        ("hash_method", hash_method),
-    ):
-        check_callable(value, name)
-    opts = ViewOptions(
-        timeout=check_timeout(normalize_timeout(timeout)),
-        key_prefix=key_prefix,
-        skip=unless_caller(unless),
-        forced=forced_caller(forced_update),
-        stale=stale_caller(is_stale),
-        response_filter=response_filter,
-        query_string=query_string,
-        hash_method=hash_method,
-        cache_none=cache_none,
-        make_cache_key=make_cache_key,
-        source_check=source_check,
-        response_hit_indication=response_hit_indication,
-        locking=lock_options(
-            lock, lock_timeout, stale_while_revalidate, stale_if_error
-        ),
-        private=check_private(private),
-        vary=tuple(parse_vary(vary)),
-        vary_on_session=vary_on_session,
-        cache_status=None if cache_status is None else bool(cache_status),
-    )
-    if not (isinstance(key_prefix, str) or callable(key_prefix)):
-        raise TypeError(
-            f"key_prefix must be a string or a callable, got {key_prefix!r}"
-        )
+    """Build the ``@cached`` decorator; every option is checked now
+    (:func:`.view_options.view_options`), not per call."""
+    opts = view_options(**options)
 
     def decorator(f: Callable[P, R]) -> CachedFunction[P, R]:
         view = CachedView(f, get_runtime, cache_owner, opts)

@@ -64,6 +64,30 @@ class Outcome(t.NamedTuple):
     timeout: int | None = None
 
 
+class CallNote:
+    """What the lookup of one call found out beyond hit or miss, for the front
+    ends' counters and ``Cache-Status`` header (see :mod:`.stats`).
+
+    ``fresh_until``: the entry's freshness deadline on a hit (0: unknown or never
+    stale). The defaults are class attributes: making a note costs no
+    ``__init__``, and only a miss writes to it.
+    """
+
+    fresh_until: float = 0.0
+    #: a stale value was served
+    stale: bool = False
+    #: the result was stored
+    stored: bool = False
+    #: the call waited for another caller's computation
+    waited: bool = False
+    #: the privacy rules kept the result out (set by the front end)
+    refused: bool = False
+
+
+#: the note filled when the caller passed none (nobody reads it)
+DISCARD = CallNote()
+
+
 Instruction = Compute | Wait
 #: what :func:`.lookup.get_or_compute` returns: ``(hit, value)`` when it finishes
 Flow = Generator[Instruction, Outcome | None, tuple[bool, t.Any]]

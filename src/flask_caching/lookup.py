@@ -30,42 +30,18 @@ functions working with no thread to manage.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import typing as t
 from collections.abc import Callable, Sequence
 
 from . import locks
 from .entry import MAGIC, MISS, Entry, Layout, is_fresh
-from .flow import COMPUTE, Flow, Outcome, Step, Wait
+from .flow import COMPUTE, DISCARD, CallNote, Flow, Outcome, Step, Wait
 from .locks import Landing, LockOptions, Policy
 from .runtime import Runtime
+from .store import store
 
 logger = logging.getLogger("flask_caching")
-
-
-class CallNote:
-    """What the lookup of one call found out beyond hit or miss, for the front
-    ends' counters and ``Cache-Status`` header (see :mod:`.stats`).
-
-    ``fresh_until``: the entry's freshness deadline on a hit (0: unknown or never
-    stale). The defaults are class attributes: making a note costs no
-    ``__init__``, and only a miss writes to it.
-    """
-
-    fresh_until: float = 0.0
-    #: a stale value was served
-    stale: bool = False
-    #: the result was stored
-    stored: bool = False
-    #: the call waited for another caller's computation
-    waited: bool = False
-    #: the privacy rules kept the result out (set by the front end)
-    refused: bool = False
-
-
-#: the note filled when the caller passed none (nobody reads it)
-DISCARD = CallNote()
 
 
 def get_or_compute(
@@ -145,20 +121,20 @@ def begin(
             # the hit fast path: one read, no generator (this is every decorated hit)
             found = rt.read(layout.keys)
         if found is not None:
-            if layout.meta_key is None:  # plain: the value itself (inlined entry())
-                value = found[0]
-                if value is not None and (
-                    is_stale is None or is_stale(value) is not True
-                ):
-                    return value, None
-            entry = layout.entry(found)
-            if entry is None and layout.ambiguous(found) and rt.has(layout.key):
-                entry = (MAGIC, None, (), 0.0)  # a stored None (cache_none)
-            if entry is not None and (not entry[3] or time.time() < entry[3]):
-                if is_stale is None or is_stale(entry[1]) is not True:
-                    note.fresh_until = entry[3]
-                    return entry[1], None
+            if layout.meta_key is None and found[0] is not None:
+                # plain: the value itself (entry() inlined, the hit fast path)
+                if is_stale is None or is_stale(found[0]) is not True:
+                    return found[0], None
                 rejected = True
+            else:
+                entry = layout.entry(found)
+                if entry is None and layout.ambiguous(found) and rt.has(layout.key):
+                    entry = (MAGIC, None, (), 0.0)  # a stored None (cache_none)
+                if entry is not None and (not entry[3] or time.time() < entry[3]):
+                    if is_stale is None or is_stale(entry[1]) is not True:
+                        note.fresh_until = entry[3]
+                        return entry[1], None
+                    rejected = True
     flow = get_or_compute(
         rt,
         layout,
@@ -412,46 +388,3 @@ class _Job:
             if self.rescue(exc, stale):
                 return True, stale[1], Landing.FAILED
             raise
-
-
-def store(
-    rt: Runtime,
-    layout: Layout,
-    found: Sequence[t.Any] | None,
-    outcome: Outcome,
-    timeout: int | None,
-    name: str | None = None,
-    grace: int = 0,
-) -> bool:
-    """Write *outcome* under ``layout.key`` (with its meta key, if it has one).
-
-    The entry turns stale after the timeout; the backend keeps it *grace* seconds
-    longer so it can still be served stale. Missing version keys are created; they
-    live twice the entry's lifetime. Returns whether it was stored.
-    """
-    chosen = outcome.timeout if outcome.timeout is not None else timeout
-    seconds = math.ceil(rt.default_timeout if chosen is None else chosen)
-    keep = seconds + grace if seconds > 0 else 0
-    versions: tuple[int, ...] | None = ()
-    if layout.version_keys:
-        n = len(layout.keys) - len(layout.version_keys)
-        if found is None:
-            found = rt.read(layout.version_keys)
-            if found is None:
-                return False
-            found = [None] * n + list(found)
-        versions = rt.ensure_versions(layout.version_keys, found[n:], 2 * keep, 0)
-    if versions is None:
-        return False
-    if layout.extra and not _still_current(rt, layout.extra):
-        return False
-    fresh_until = time.time() + seconds if seconds > 0 else 0.0
-    extra = layout.meta(versions, fresh_until)
-    return rt.write(layout.key, outcome.payload, keep, name, extra)
-
-
-def _still_current(rt: Runtime, written: dict[str, t.Any]) -> bool:
-    """True when memoize's version keys still hold what the call read: writing them
-    back after a ``delete_memoized`` made meanwhile would revive what it dropped."""
-    now = rt.read(list(written), many=True)  # version keys: get_many, as released
-    return now is not None and now == list(written.values())

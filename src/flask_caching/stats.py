@@ -24,7 +24,7 @@ import typing as t
 from collections.abc import Callable
 
 from . import metrics
-from .lookup import DISCARD, CallNote
+from .flow import DISCARD, CallNote
 from .privacy import Guard
 
 if t.TYPE_CHECKING:
