@@ -333,3 +333,26 @@ def test_item12_the_privacy_decision_is_about_the_view(
             expected = "page of nobody" if name == "anonymous" else f"page of {name}"
             assert client.get("/me").get_data(as_text=True) == expected, round_
     assert me_runs.n - before == 3  # the second request of each was a hit
+
+
+def test_item11b_a_helper_keyed_by_the_path_may_cache_anything(
+    redis_server: RedisServer,
+) -> None:
+    """Only the request's own view is held to view results: a helper function
+    cached under the default ``view/%s`` key inside a request caches an int."""
+    app, cache = make_app(redis_server)
+    runs: list[int] = []
+
+    @cache.cached(timeout=60)
+    def helper() -> int:
+        runs.append(1)
+        return 7
+
+    @app.route("/page")
+    def page() -> str:
+        return str(helper() + helper())
+
+    client = app.test_client()
+    assert client.get("/page").data == b"14"
+    assert client.get("/page").data == b"14"
+    assert len(runs) == 1

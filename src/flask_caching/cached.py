@@ -13,7 +13,7 @@ import logging
 import typing as t
 from collections.abc import Callable
 
-from flask import current_app, has_request_context
+from flask import current_app, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
 from . import cache_status
@@ -270,7 +270,21 @@ class CachedView:
     def servable(self, value: t.Any) -> bool:
         """A hit of a request-keyed view must be what a view may return; any other
         function's entry is whatever it returned."""
-        return not self.by_request or type(value) is str or view_result(value)
+        if not self.by_request or type(value) is str or view_result(value):
+            return True
+        return not self.serves_request()  # a helper keyed by the path: anything
+
+    def serves_request(self) -> bool:
+        """Whether this function is (or is wrapped by) the view of the request's
+        endpoint, so what it returns becomes the response."""
+        if not has_request_context():
+            return False
+        view = current_app.view_functions.get(request.endpoint or "")
+        for _ in range(8):  # decorators above ours: follow __wrapped__
+            if view is None or view is self.wrapper:
+                return view is not None
+            view = getattr(view, "__wrapped__", None)
+        return False
 
     # -- counters and the Cache-Status header ----------------------------------
 
