@@ -15,7 +15,6 @@ import typing as t
 import uuid
 from collections.abc import Callable
 
-import pylibmc
 import pymemcache.exceptions
 import pytest
 import redis
@@ -141,6 +140,8 @@ def test_redis_proxies_raise_redis_connection_error() -> None:
 
 @pytest.mark.memcached
 def test_memcached_proxies_on_pylibmc_raise_pylibmc_errors() -> None:
+    import pylibmc  # not on the oldest stack's core venv
+
     app, cache = make_app(
         CACHE_TYPE="MemcachedCache",
         CACHE_MEMCACHED_SERVERS=[f"127.0.0.1:{free_port()}"],
@@ -284,6 +285,8 @@ def test_the_guides_base_cache_subclass_that_skips_super_init() -> None:
 def test_the_guides_factory_returning_a_bare_pylibmc_client(
     memcached_server: MemcachedServer,
 ) -> None:
+    import pylibmc  # not on the oldest stack's core venv
+
     app, cache = make_app(
         CACHE_TYPE="the_app.custom.pylibmccache",
         CACHE_MEMCACHED_SERVERS=[memcached_server.address],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -173,6 +174,12 @@ def test_a_serializer_that_returns_tuples_as_lists_still_hits() -> None:
     assert runs == [0, 5]
 
 
+#: Flask 2.2 turned a returned list into a JSON response; 2.1 refuses it
+FLASK_LISTS_ARE_JSON = tuple(
+    int(part) for part in importlib.metadata.version("flask").split(".")[:2]
+) >= (2, 2)
+
+
 def test_a_view_tuple_under_a_serializer_without_tuples_reads_back_its_list() -> None:
     """A view's (body, status, headers) is stored as the tuple, as released
     Flask-Caching stores it, so what a hit serves is what the serializer gives back:
@@ -194,7 +201,10 @@ def test_a_view_tuple_under_a_serializer_without_tuples_reads_back_its_list() ->
     with app.test_request_context("/v"):
         assert cache.get(view.make_cache_key()) == ["body", 201, {"X-A": "1"}]
     hit = client.get("/v")
-    assert (hit.status_code, hit.json) == (200, ["body", 201, {"X-A": "1"}])
+    if FLASK_LISTS_ARE_JSON:
+        assert (hit.status_code, hit.json) == (200, ["body", 201, {"X-A": "1"}])
+    else:  # Flask < 2.2 cannot make a response of a list: released fails alike
+        assert hit.status_code == 500
     assert len(runs) == 1
 
 
