@@ -251,22 +251,31 @@ def scrub_c_stack() -> None:
     _scrub()
 
 
+#: libmemcached's error for a server it marked failed a moment ago
+_DISABLED = "SERVER HAS FAILED AND IS DISABLED"
+
+
 def _retry_unstarted_auth(
     method: Callable[t.Concatenate[PylibmcDriver, P], T],
 ) -> Callable[t.Concatenate[PylibmcDriver, P], T]:
     @functools.wraps(method)
     def call(self: PylibmcDriver, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return method(self, *args, **kwargs)
-        except self._mod.Error as exc:
-            if _AUTH_NOT_STARTED not in str(exc):
-                raise
         # Authentication runs when the connection opens, before the request is
         # sent, so the request can be made again. The scrub must run in this frame,
-        # at the depth from which the retry calls into libmemcached.
-        self.raw.disconnect_all()
-        scrub_c_stack()
-        return method(self, *args, **kwargs)
+        # at the depth from which the retry calls into libmemcached. A retry may
+        # find the server still marked failed by the first attempt (error 47):
+        # one more fresh connection clears that.
+        for attempt in range(3):
+            try:
+                return method(self, *args, **kwargs)
+            except self._mod.Error as exc:
+                text = str(exc)
+                again = _AUTH_NOT_STARTED in text or (attempt and _DISABLED in text)
+                if attempt == 2 or not again:
+                    raise
+            self.raw.disconnect_all()
+            scrub_c_stack()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     return call
 
