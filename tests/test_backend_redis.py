@@ -742,7 +742,7 @@ class Payload:
 
 @pytest.mark.parametrize(
     ("serializer", "mark"),
-    [(SignedPickleSerializer("s3cret"), b"\x01"), (JSONSerializer(), b"\x02")],
+    [(SignedPickleSerializer("s3cret"), b"\x03"), (JSONSerializer(), b"\x02")],
     ids=["signed", "json"],
 )
 def test_an_assigned_serializer_owns_every_byte_but_ints(
@@ -753,7 +753,7 @@ def test_an_assigned_serializer_owns_every_byte_but_ints(
     cache.set_many({"s": "hello", "n": 7})
     cache.add("d", {"k": [1]})
     cache.set("neg", -3)
-    assert client.get(p + "s") == serializer.dumps("hello")
+    assert client.get(p + "s") == serializer.dumps_for(p + "s", "hello")
     assert client.get(p + "s")[:1] == mark  # type: ignore[index]
     assert client.get(p + "d")[:1] == mark  # type: ignore[index]
     assert client.mget(p + "n", p + "neg") == [b"7", b"-3"]

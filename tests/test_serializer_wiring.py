@@ -75,7 +75,7 @@ def test_forged_pickle_in_redis_is_a_miss_and_never_runs(
     assert app.test_client().get("/page").data == b"fresh page"
     assert runs == [1]
     stored = client.get(prefix + key)
-    assert stored is not None and stored[:1] == b"\x01"
+    assert stored is not None and stored[:1] == b"\x03"  # signed, bound to its key
 
     client.set(prefix + key, b"\x01" + b"\x00" * 32 + forged)
     assert app.test_client().get("/page").data == b"fresh page"
