@@ -262,15 +262,17 @@ def _retry_unstarted_auth(
     def call(self: PylibmcDriver, /, *args: P.args, **kwargs: P.kwargs) -> T:
         # Authentication runs when the connection opens, before the request is
         # sent, so the request can be made again. The scrub must run in this frame,
-        # at the depth from which the retry calls into libmemcached. A retry may
-        # find the server still marked failed by the first attempt (error 47):
-        # one more fresh connection clears that.
+        # at the depth from which the retry calls into libmemcached. A server
+        # still marked failed by an earlier attempt (error 47) gets a fresh
+        # connection too; a server that is really down fails again at once.
         for attempt in range(3):
             try:
                 return method(self, *args, **kwargs)
             except self._mod.Error as exc:
                 text = str(exc)
-                again = _AUTH_NOT_STARTED in text or (attempt and _DISABLED in text)
+                # 47: the server is still marked failed by an earlier attempt of
+                # this client (a login the bug broke, whose error went unanswered)
+                again = _AUTH_NOT_STARTED in text or _DISABLED in text
                 if attempt == 2 or not again:
                     raise
             self.raw.disconnect_all()
