@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import cache_status
 from .cached_response import CachedResponse
-from .context import request_method
+from .context import method_and_path, request_method
 from .decorated import BoundCachedFunction as BoundCachedFunction
 from .decorated import CachedFunction as CachedFunction
 from .entry import MISS, Layout
@@ -26,7 +26,7 @@ from .flow import Flow, Outcome
 from .keys import digest
 from .lookup import NOT_READ
 from .lookup import begin as lookup_begin
-from .runtime import Runtime
+from .runtime import FAILED, Runtime
 from .session_watch import Seen, watching_session
 from .signals import cache_view_hit, cache_view_miss
 from .stats import CallNote, CounterSlot, NotingGuard, bump, log_hit, resolve
@@ -85,7 +85,16 @@ class CachedView:
         #: a hit is one plain read judged by "not None" (no is_stale, no cached None)
         self.plain_reads = opts.stale is None and not opts.cache_none
         #: (runtime, Cache-Status header on, meta layout) for the runtime last seen
-        self._plan: tuple[t.Any, bool, bool] = (None, False, False)
+        self._plan: tuple[t.Any, bool, bool, bool] = (None, False, False, False)
+        #: no option that changes the read: :meth:`quick` may answer the call
+        self.simple = (
+            opts.skip is None
+            and opts.forced is None
+            and self.plain_reads
+            and opts.make_cache_key is None
+            and self.keys.path_format is not None
+            and opts.source_check is not True
+        )
         #: this view's counters on the runtime last used (``Cache.stats()``)
         self.slot = CounterSlot(self.label)
         self.guard = NotingGuard(
@@ -110,7 +119,10 @@ class CachedView:
         )
         self.wrapper.uncached = f
         self.wrapper.cache_timeout = opts.timeout
-        self.wrapper.make_cache_key = self.make_key  # type: ignore[method-assign]
+        #: the key function the wrapper starts with; another one there was
+        #: assigned by the user and becomes the key function
+        self.own_key = self.make_key
+        self.wrapper.make_cache_key = self.own_key  # type: ignore[method-assign]
         setattr(self.wrapper, DELETE_ATTR, self.target)
 
     # -- keys ------------------------------------------------------------------
@@ -123,7 +135,7 @@ class CachedView:
         if custom is not None:
             return custom(*args, **kwargs)
         assigned = self.wrapper.make_cache_key
-        if getattr(assigned, "__func__", None) is not CachedView.make_key:
+        if assigned is not self.own_key:
             # the user replaced view.make_cache_key: it is the key function now
             return assigned(*args, use_request=True, **kwargs)
         return self.keys.request_key(rt)
@@ -166,6 +178,10 @@ class CachedView:
         self, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
     ) -> tuple[Runtime, str, t.Any, Flow | None] | None:
         """None to bypass the cache; else the hit's value or the miss's flow."""
+        if self.simple:
+            quick = self.quick(args, kwargs)
+            if quick is not None:
+                return quick
         opts = self.opts
         if opts.skip is not None and opts.skip(self.f, *args, **kwargs):
             self.bypassed("bypass_unless", "unless")
@@ -192,6 +208,35 @@ class CachedView:
             return None
         return rt, key, *self.lookup(rt, key, version_keys, force, args, kwargs)
 
+    def quick(
+        self, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
+    ) -> tuple[Runtime, str, t.Any, Flow | None] | None:
+        """The common view call (a GET of a view keyed by its path, no options that
+        change the read) in as few steps as possible; None when it is not one. A
+        miss hands its read to :meth:`lookup`, so nothing is read twice."""
+        request = method_and_path()
+        if request is None or request[0] not in SAFE_METHODS:
+            return None
+        rt = self.get_runtime()
+        plan = self._plan
+        if (
+            plan[0] is not rt
+            or not plan[3]
+            or self.wrapper.make_cache_key is not self.own_key
+            or self.guard.keyed
+            or (self.opts.source_check is None and rt.owner.source_check)
+        ):
+            return None
+        key = t.cast(str, self.keys.path_format) % request[1]
+        value = rt.read_one(key)
+        if type(value) is str:  # a page: the usual hit
+            self.slot.of(rt).hits += 1
+            if logger.isEnabledFor(logging.DEBUG):
+                log_hit(self.label, key)
+            return rt, key, value, None
+        found = None if value is FAILED else [value]
+        return rt, key, *self.lookup(rt, key, (), False, args, kwargs, found)
+
     def lookup(
         self,
         rt: Runtime,
@@ -200,22 +245,32 @@ class CachedView:
         force: bool,
         args: tuple[t.Any, ...],
         kwargs: dict[str, t.Any],
+        found: t.Any = NOT_READ,
     ) -> tuple[t.Any, Flow | None]:
-        """Read the entry: a hit is counted here, a miss when its flow ends."""
+        """Read the entry (or use *found*, a plain read of *key* made already): a
+        hit is counted here, a miss when its flow ends."""
         opts = self.opts
         plan = self._plan
         if plan[0] is not rt:  # the settings' say for this runtime, worked out once
             meta = opts.locking.keeps_meta(rt.settings)
-            plan = self._plan = (rt, self.status_on(rt), meta)
+            status = self.status_on(rt)
+            plan = self._plan = (rt, status, meta, not (status or meta))
         status = plan[1]
-        found: t.Any = NOT_READ
-        if self.plain_reads and not (version_keys or force or status or plan[2]):
+        if (
+            found is NOT_READ
+            and self.plain_reads
+            and not (version_keys or force or not plan[3])
+        ):
             # the common hit, answered without building the miss machinery: one
             # get, a value that is not None (lookup.begin would decide the same)
             found = rt.read([key])
-            if found is not None and found[0] is not None and self.servable(found[0]):
-                self.hit(rt, key)
-                return found[0], None
+        if found is not NOT_READ and found is not None:
+            value = found[0]
+            if value is not None and (type(value) is str or self.servable(value)):
+                self.slot.of(rt).hits += 1
+                if logger.isEnabledFor(logging.DEBUG):
+                    log_hit(self.label, key)
+                return value, None
         layout = Layout(
             key,
             # the meta key holds the freshness the header's ttl= tells

@@ -29,6 +29,12 @@ except ImportError:  # pragma: no cover - a Flask that moved them
         """``request.method``, or None outside a request."""
         return request.method if has_request_context() else None
 
+    def method_and_path() -> tuple[str, str] | None:
+        """``(request.method, request.path)``, or None outside a request."""
+        if not has_request_context():
+            return None
+        return request.method, request.path
+
 else:
 
     def app_or_none() -> Flask | None:
@@ -48,3 +54,11 @@ else:
         """``request.method``, or None outside a request."""
         ctx = _cv_request.get(None)
         return None if ctx is None else ctx.request.method
+
+    def method_and_path() -> tuple[str, str] | None:
+        """``(request.method, request.path)``, or None outside a request."""
+        ctx = _cv_request.get(None)
+        if ctx is None:
+            return None
+        current = ctx.request
+        return current.method, current.path

@@ -49,6 +49,9 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger("flask_caching")
 
+#: what :meth:`Runtime.read_one` returns when the read failed
+FAILED: t.Final[t.Any] = object()
+
 #: how many memoize version keys a process remembers the versions of
 VERSIONS_REMEMBERED = 4096
 
@@ -152,6 +155,23 @@ class Runtime:
             return None
         breaker.success()
         return found
+
+    def read_one(self, key: str) -> t.Any:
+        """``get(key)``, or :data:`FAILED` when the backend failed or is bypassed
+        (:meth:`read` of one key without the list, for the hit fast path)."""
+        breaker = self.reads
+        if not breaker.allow():
+            return FAILED
+        try:
+            get = self.owner.get
+            if getattr(get, "__func__", None) is self._plain_get:
+                get = self.backend.get
+            value = get(key)
+        except Exception as exc:
+            self.backend_failed(breaker, "read", key, exc)
+            return FAILED
+        breaker.success()
+        return value
 
     def has(self, key: str) -> bool | None:
         """``has(key)``; None when the backend failed or is bypassed."""

@@ -46,6 +46,10 @@ class ViewKeys:
         self.source_check = source_check
         self.hash_method = hash_method
         self.formatted = isinstance(key_prefix, str) and "%s" in key_prefix
+        #: the prefix to format with the path, for the common key (else None)
+        self.path_format: str | None = None
+        if isinstance(key_prefix, str) and self.formatted and not query_string:
+            self.path_format = key_prefix
         self.arg_names = get_arg_names(f)
         self._source: bytes | None = None
 
@@ -77,10 +81,11 @@ class ViewKeys:
 
     def request_key(self, rt: Runtime) -> str:
         """The key of the current request (what the decorator uses on each call)."""
-        if self.query_string:
+        path_format = self.path_format
+        if path_format is not None:
+            key = path_format % request_path()
+        elif self.query_string:
             return self.query_key(rt, None, None)
-        if self.formatted:
-            key = t.cast(str, self.key_prefix) % request_path()
         else:
             key = self.prefix(None)
         if self.checks_source(rt):
