@@ -13,7 +13,7 @@ import logging
 import typing as t
 from collections.abc import Callable
 
-from flask import current_app, has_request_context, request
+from flask import current_app, has_request_context
 from werkzeug.exceptions import HTTPException
 
 from . import cache_status
@@ -29,11 +29,12 @@ from .lookup import begin as lookup_begin
 from .runtime import FAILED, Runtime
 from .session_watch import Seen, watching_session
 from .signals import cache_view_hit, cache_view_miss
-from .stats import CallNote, CounterSlot, NotingGuard, bump, log_hit, resolve
+from .stats import CallNote, CounterSlot, NotingGuard, log_hit, resolve
 from .utils import join_generator
 from .view_keys import ViewKeys
 from .view_options import ViewOptions, view_options
-from .view_results import seconds, to_payload, view_result
+from .view_reporting import ViewReporting
+from .view_results import seconds, to_payload
 from .wrapping import wrap
 
 logger = logging.getLogger("flask_caching")
@@ -57,7 +58,7 @@ SAFE_METHODS = frozenset(("GET", "HEAD"))
 VARY_VERSION_PREFIX = "fc-vary-ver:"
 
 
-class CachedView:
+class CachedView(ViewReporting):
     """One ``@cached`` function: builds its keys, reads, and stores its results."""
 
     def __init__(
@@ -97,26 +98,16 @@ class CachedView:
         )
         #: this view's counters on the runtime last used (``Cache.stats()``)
         self.slot = CounterSlot(self.label)
-        self.guard = NotingGuard(
-            getattr(f, "__qualname__", repr(f)),
-            lambda: get_runtime().settings.private_responses,
-            private=opts.private,
-            vary=opts.vary,
-            vary_on_session=opts.vary_on_session,
-            custom_key=opts.make_cache_key is not None,
-            filtered=opts.response_filter is not None,
+        self.guard = _guard(f, get_runtime, opts)
+        wrapper = wrap(
+            f,
+            self.begin,
+            self.outcome_of,
+            self.finish,
+            catch=HTTPException,
+            observe=watching_session,
         )
-        self.wrapper = t.cast(
-            CachedFunction[..., t.Any],
-            wrap(
-                f,
-                self.begin,
-                self.outcome_of,
-                self.finish,
-                catch=HTTPException,
-                observe=watching_session,
-            ),
-        )
+        self.wrapper = t.cast(CachedFunction[..., t.Any], wrapper)
         self.wrapper.uncached = f
         self.wrapper.cache_timeout = opts.timeout
         #: the key function the wrapper starts with; another one there was
@@ -322,48 +313,6 @@ class CachedView:
         if logger.isEnabledFor(logging.DEBUG):
             log_hit(self.label, key)
 
-    def servable(self, value: t.Any) -> bool:
-        """A hit of a request-keyed view must be what a view may return; any other
-        function's entry is whatever it returned."""
-        if not self.by_request or type(value) is str or view_result(value):
-            return True
-        return not self.serves_request()  # a helper keyed by the path: anything
-
-    def serves_request(self) -> bool:
-        """Whether this function is (or is wrapped by) the view of the request's
-        endpoint, so what it returns becomes the response."""
-        if not has_request_context():
-            return False
-        view = current_app.view_functions.get(request.endpoint or "")
-        for _ in range(8):  # decorators above ours: follow __wrapped__
-            if view is None or view is self.wrapper:
-                return view is not None
-            view = getattr(view, "__wrapped__", None)
-        return False
-
-    # -- counters and the Cache-Status header ----------------------------------
-
-    def status_on(self, rt: Runtime) -> bool:
-        """The decorator's ``cache_status``, else CACHE_STATUS_HEADER for views
-        keyed by the request."""
-        own = self.opts.cache_status
-        return own if own is not None else self.by_request and rt.settings.status_header
-
-    def announce(self, what: str, note: CallNote) -> None:
-        cache_status.announce(what, note.fresh_until)
-
-    def bypassed(self, event: str, what: str) -> None:
-        """Count (and log, and tell in the header) a call that skipped the cache."""
-        try:
-            rt = self.get_runtime()
-        except RuntimeError:  # outside an app: no counters to add to
-            return
-        bump(self.slot.of(rt), event)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("cache bypassed for %s (%s)", self.label, what)
-        if self.status_on(rt):
-            cache_status.announce(what)
-
     def outcome_of(self, rv: t.Any, seen: Seen | None = None) -> Outcome:
         """What a computation returns and stores (MISS: store nothing); *seen*
         says whether the function used the session."""
@@ -406,6 +355,21 @@ class CachedView:
             value = current_app.make_response(value)
             value.headers[HIT_HEADER] = "True"
         return value
+
+
+def _guard(
+    f: Callable[..., t.Any], get_runtime: Callable[[], Runtime], opts: ViewOptions
+) -> NotingGuard:
+    """The privacy rules of one view (and the counters' view of its refusals)."""
+    return NotingGuard(
+        getattr(f, "__qualname__", repr(f)),
+        lambda: get_runtime().settings.private_responses,
+        private=opts.private,
+        vary=opts.vary,
+        vary_on_session=opts.vary_on_session,
+        custom_key=opts.make_cache_key is not None,
+        filtered=opts.response_filter is not None,
+    )
 
 
 def make_cached(
