@@ -13,6 +13,10 @@ with pytest arguments, lint and type checks and then only that pytest run, e.g.
 
     python3 dev.py test -m "not slow"        # the quick subset: no fault/load tests
     python3 dev.py test tests/test_memoize.py -x
+
+``busy [test args]`` runs ``test`` while a CPU-bound process spins on every core (each
+stopped by PID afterwards, and by itself after 40 minutes): the check to repeat after
+touching anything timing-sensitive, since the suite must pass on a busy machine too.
 """
 
 from __future__ import annotations
@@ -144,8 +148,27 @@ def test(pytest_args: list[str]) -> None:
         sys.exit(f"dev.py test: failed: {', '.join(failed)}")
 
 
+#: a CPU-bound loop that ends by itself (a bound on a check left running)
+SPIN = "import time\nend = time.time() + 2400\nwhile time.time() < end:\n    pass\n"
+
+
+def busy(test_args: list[str]) -> int:
+    """``test`` with every core kept busy by a spinning process."""
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", SPIN])
+        for _ in range(os.cpu_count() or 1)
+    ]
+    print(f"busy: {len(spinners)} spinning processes, pids {[p.pid for p in spinners]}")
+    try:
+        return run(sys.executable, __file__, "test", *test_args, check=False)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
 COMMANDS = (
-    "demo | test [pytest args] | oldest [pytest args]"
+    "demo | test [pytest args] | busy [test args] | oldest [pytest args]"
     " | compat [--report | --update-list] [pytest args]"
 )
 
@@ -155,6 +178,8 @@ if __name__ == "__main__":
         demo()
     elif command == "test":
         test(rest)
+    elif command == "busy":
+        sys.exit(busy(rest))
     elif command == "compat":
         sys.exit(compat(rest))
     elif command == "oldest":
