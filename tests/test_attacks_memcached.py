@@ -17,6 +17,7 @@ import threading
 import time
 import typing as t
 import uuid
+import zlib
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,30 @@ def test_item11c_a_forged_spread_value_reads_at_most_maxchunk_keys(
         assert _gets(forger) - before <= maxchunk + 1  # chunks and the plain item
     finally:
         forger.disconnect_all()
+
+
+@pytest.mark.parametrize("serializer", ["json", "pickle-signed"])
+def test_item1_a_zlib_bomb_is_never_inflated_under_our_serializers(
+    memcached_server: MemcachedServer, serializer: str
+) -> None:
+    """pylibmc inflates an item flagged zlib in C before any hook of ours, so under
+    our serializers a client we choose ourselves is pymemcache (when installed),
+    which hands the raw item to our codec: the forged bomb is a miss, uninflated."""
+    if importlib.util.find_spec("pymemcache") is None:  # pragma: no cover
+        pytest.fail("pymemcache is a test dependency (requirements/dev.txt)")
+    app = Flask(__name__)
+    app.config.update(
+        CACHE_TYPE="MemcachedCache",
+        CACHE_MEMCACHED_SERVERS=[memcached_server.address],
+        CACHE_KEY_PREFIX=f"z-{uuid.uuid4().hex[:8]}:",
+        CACHE_SERIALIZER=serializer,
+        SECRET_KEY="s3cret",
+    )
+    cache = Cache(app)
+    with app.app_context():
+        backend = cache.cache
+        assert backend.client_name == "pymemcache"
+        bomb = zlib.compress(b"\0" * (80 * 1024 * 1024), 9)
+        raw_set(memcached_server.port, backend.key_prefix + "bomb", 8, bomb)
+        assert cache.get("bomb") is None
+        assert cache.set("fine", {"a": 1}) and cache.get("fine") == {"a": 1}

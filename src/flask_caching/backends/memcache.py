@@ -21,8 +21,9 @@ How they behave, and why:
   they are, the rest pickled): released Flask-Caching on pylibmc and ours share a
   cache. Bytes written by other programs (flags 0) come back as bytes. Under a
   serializer other than pickle (CACHE_SERIALIZER ``json``, ``pickle-signed``) the
-  serializer owns every item and no client library unpickles one (pylibmc
-  still inflates a zlib item in C before we see it; it is then a miss). See
+  serializer owns every item and no client library unpickles one; as pylibmc
+  inflates a zlib item in C before we see it, a client we chose is then pymemcache
+  (an explicit ``client="pylibmc"`` keeps pylibmc and that risk). See
   :mod:`._memcached_codec` for the table. An unreadable item is a miss.
 * **Timeouts.** ``0`` never expires; a negative timeout deletes the key; more than
   30 days is sent as a unix time, as memcached requires.
@@ -40,6 +41,7 @@ How they behave, and why:
 
 from __future__ import annotations
 
+import importlib.util
 import time
 import typing as t
 from collections.abc import Mapping, Sequence
@@ -48,7 +50,7 @@ import cachelib
 
 from ..exceptions import ConfigurationError
 from ..serializers import PickleSerializer, Serializer
-from ._memcached import Driver, Item, Pool, check_positive, check_servers
+from ._memcached import Driver, Item, Pool, check_positive, check_servers, logger
 from ._memcached_atomic import AtomicOps
 from ._memcached_codec import MISS, codec_for
 from ._memcached_drivers import build_driver_factory, cachelib_client_name
@@ -127,6 +129,9 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
         )
         self.key_prefix = key_prefix
         client = cachelib_client_name(client, client_options)
+        #: the client was picked for us, with no options of its own: another may
+        #: stand in for it (see the serializer setter)
+        self._client_chosen = client is None and not client_options
         if pool_size is not None:
             check_positive("pool_size", pool_size, integer=True)
         check_positive("connect_timeout", connect_timeout)
@@ -161,6 +166,32 @@ class MemcachedCache(AtomicOps, BaseCache, _CachelibBase):
         self._serializer = serializer
         #: values <-> items, given the name an item is bound to (see _bound_name)
         self._codec = codec_for(serializer)
+        if not isinstance(serializer, PickleSerializer):
+            self._leave_pylibmc()
+
+    def _leave_pylibmc(self) -> None:
+        """Under one of our serializers nothing but it may decode an item, and
+        pylibmc inflates items flagged zlib in C, before any hook of ours (a small
+        forged item can become hundreds of MB). So a client we picked ourselves is
+        pymemcache then, when it is installed; an explicit ``client="pylibmc"``
+        keeps pylibmc (and that risk: see the module docstring)."""
+        if getattr(self, "client_name", None) != "pylibmc":
+            return
+        if not getattr(self, "_client_chosen", False):
+            return
+        if importlib.util.find_spec("pymemcache") is None:
+            return
+        old = self._pool
+        self.client_name, template = self._make_driver(
+            self._servers, "pymemcache", *self._timeouts, {}
+        )
+        self._pool = Pool(template, old.size, old.blocking)
+        old.close()
+        logger.info(
+            "%s: the serializer is not pickle, so pymemcache is used instead of "
+            "pylibmc (pylibmc inflates zlib-flagged items before any check)",
+            type(self).__name__,
+        )
 
     def _bound_name(self, key: str) -> str:
         """The name a serializer binds *key*'s entry to: prefix + key, unhashed, so
