@@ -22,13 +22,7 @@ import cachelib.simple
 from cachelib import SimpleCache as _CachelibSimpleCache
 
 from ..serializers import PickleSerializer, dumps_for, loads_for
-from .base import (
-    _STDLIB_TIME,
-    BaseCache,
-    Timeout,
-    deprecated_ignore_errors,
-    iteritems_wrapper,
-)
+from .base import _STDLIB_TIME, BaseCache, Timeout, deprecated_ignore_errors
 
 if t.TYPE_CHECKING:
     from flask import Flask
@@ -203,31 +197,6 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
 
     def add(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
         return self._store(key, value, timeout, only_new=True)
-
-    def set_many(
-        self, mapping: t.Mapping[str, t.Any], timeout: Timeout = None
-    ) -> list[t.Any]:
-        """Serialize every value first, then store them all under one lock."""
-        serializer = self.serializer
-        encoded = [
-            (key, dumps_for(serializer, key, value))
-            for key, value in iteritems_wrapper(mapping)
-        ]
-        stored = []
-        with self._lock:
-            now = _now()
-            expires = self._expires(timeout, now)
-            for key, data in encoded:
-                if data is None:  # could not be pickled: not stored
-                    continue
-                stored.append(key)
-                if expires is None:
-                    self._cache.pop(key, None)
-                    continue
-                if key not in self._cache:
-                    self._prune()
-                self._cache[key] = (expires, data)
-        return stored
 
     def delete(self, key: str) -> bool:
         with self._lock:
