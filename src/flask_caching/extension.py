@@ -232,6 +232,8 @@ class Cache:
     ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
         """Cache a view (key from the request path) or, with ``key_prefix``, a function.
 
+        (Over ~60 lines only for its signature: released's parameters, plus ours.)
+
         A response that may belong to one user is not stored (see
         :mod:`flask_caching.privacy`): one that sets a cookie, reads the session,
         answers an ``Authorization`` request, or says ``Cache-Control: private``,

