@@ -2,8 +2,8 @@
 
 ``dev.py oldest`` also passes ``-m "not redis and not memcached"``; this catches the
 rest: any test using a server fixture from ``tests/conftest.py`` (whatever its marks)
-or parametrized with a server backend's name, and the uWSGI tests, which need a
-uWSGI build that the oldest venv does not carry.
+or parametrized with a server backend's name, the uWSGI tests, which need a uWSGI
+build that the oldest venv does not carry, and the mypy check of our typing.
 """
 
 from __future__ import annotations
@@ -22,7 +22,12 @@ SERVER_FIXTURES = frozenset(
         "throwaway_memcached",
     }
 )
-NEEDS_UWSGI = ("test_backend_uwsgi.py",)
+NEEDS_UWSGI = ("test_backend_uwsgi.py", "test_signed_keys_uwsgi.py")
+#: tests that run a tool the oldest venv does not carry (mypy checks our typing on
+#: the newest stack only)
+NEEDS_TOOLS = frozenset(
+    {"test_decorated_functions_keep_their_signature_for_type_checkers"}
+)
 #: parameters naming a server backend: such tests reach their server through
 #: ``request.getfixturevalue``, invisible in the fixture closure
 SERVER_PARAMS = ("redis", "memcached", "sentinel")
@@ -40,6 +45,7 @@ def _needs_server(item: pytest.Item) -> bool:
     return (
         bool(fixtures & SERVER_FIXTURES)
         or item.path.name in NEEDS_UWSGI
+        or getattr(item, "originalname", item.name) in NEEDS_TOOLS
         or any(_names_a_server(value) for value in params)
     )
 

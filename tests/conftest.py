@@ -21,6 +21,12 @@ from servers import (
     start_redis,
 )
 
+from flask_caching.backends._memcached_drivers import ensure_sasl_plugin_path
+
+# before any test module imports pylibmc (the guide's example module does, at its
+# top): libsasl2 reads SASL_PATH when pylibmc loads it
+ensure_sasl_plugin_path()
+
 #: skips that describe what a backend cannot do, not something missing here
 DESIGNED_SKIPS = ("clear() is not scoped by key prefix",)
 

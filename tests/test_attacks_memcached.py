@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sasl_support import sasl_client
 from servers import HOST, MemcachedServer
 
 from flask_caching import Cache
@@ -161,12 +162,7 @@ def test_item11c_a_forged_spread_value_reads_at_most_maxchunk_keys(
         },
     )
     maxchunk = int(getattr(cache.cache, "maxchunk", 32))
-    forger = pylibmc.Client(
-        [server.address],
-        binary=True,
-        username=server.username,
-        password=server.password,
-    )
+    forger = sasl_client(server, pylibmc.Client)
     try:
         header = OLD_SPREAD_HEADER.pack(b"w" * 16, 5_000_000, 2**40, b"d" * 16)
         forger.set(prefix + "big", OLD_SPREAD_MAGIC + header)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import pickle
-import time
 import typing as t
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
+from sasl_support import sasl_client as _client
 from servers import MemcachedServer
 
 from flask_caching import Cache
@@ -27,7 +27,6 @@ from flask_caching.serializers import JSONSerializer
 
 ensure_sasl_plugin_path()  # before pylibmc is first imported
 
-from flask_caching.backends._pylibmc_driver import scrub_c_stack  # noqa: E402
 from flask_caching.backends.memcache import SpreadSASLMemcachedCache  # noqa: E402
 
 pylibmc = pytest.importorskip("pylibmc")
@@ -86,59 +85,6 @@ def build(memcached_sasl_server: MemcachedServer) -> Iterator[Build]:
     yield build
     for cache in made:
         cache.close()
-
-
-class _Retrying:
-    """A raw SASL pylibmc client that survives libmemcached's SASL bug the way our
-    driver does (:func:`_retry_unstarted_auth`): an operation failing with error 40
-    (authentication never started) is run once more on a fresh connection after
-    the C stack is scrubbed. Without it, whatever earlier tests left on the stack
-    decides whether this test's own raw client can log in."""
-
-    def __init__(self, client: t.Any) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> t.Any:
-        attr = getattr(self._client, name)
-        if not callable(attr):
-            return attr
-
-        def call(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            try:
-                return attr(*args, **kwargs)
-            except pylibmc.Error as exc:
-                # error 40: authentication never started; 47: the failed login
-                # left the server marked failed until its retry timeout
-                if "error 40" not in str(exc) and "error 47" not in str(exc):
-                    raise
-            self._client.disconnect_all()
-            scrub_c_stack()
-            for _ in range(30):  # a failed server is retried after retry_timeout
-                try:
-                    return attr(*args, **kwargs)
-                except pylibmc.Error as exc:
-                    if "error 47" not in str(exc):
-                        raise
-                time.sleep(0.1)
-            return attr(*args, **kwargs)
-
-        return call
-
-
-def _client(server: MemcachedServer, cls: type[t.Any]) -> t.Any:
-    return _Retrying(_make_client(server, cls))
-
-
-def _make_client(server: MemcachedServer, cls: type[t.Any]) -> t.Any:
-    client = cls(
-        [server.address],
-        binary=True,
-        username=server.username,
-        password=server.password,
-    )
-    # a server marked failed is retried after 1 s, not libmemcached's 2 s
-    client.behaviors["retry_timeout"] = 1
-    return client
 
 
 @pytest.fixture
