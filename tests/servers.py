@@ -550,3 +550,28 @@ def _check_sasl(server: MemcachedServer, username: str, password: str) -> None:
             " is libsasl2-modules installed? (scripts/install-servers.sh)"
             f"\n{server.log_tail()}"
         )
+
+
+def memcached_client_param(name: str) -> t.Any:
+    """A pytest parameter for memcached client library *name*: skipped when it is
+    not installed (a failure under CI), python-memcached's GC'd sockets tolerated."""
+    import importlib.util
+
+    marks = [
+        pytest.mark.skipif(
+            not importlib.util.find_spec(name), reason=f"{name} not installed"
+        )
+    ]
+    if name == "memcache":  # python-memcached leaves per-thread sockets to the GC
+        marks.append(
+            pytest.mark.filterwarnings(
+                "ignore::pytest.PytestUnraisableExceptionWarning"
+            )
+        )
+    return pytest.param(name, marks=marks)
+
+
+#: every memcached client we support, as pytest parameters
+MEMCACHED_CLIENTS = [
+    memcached_client_param(name) for name in ("pylibmc", "pymemcache", "memcache")
+]

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from sasl_support import sasl_client
-from servers import HOST, MemcachedServer
+from servers import HOST, MEMCACHED_CLIENTS, MemcachedServer
 
 from flask_caching import Cache
 
@@ -40,22 +40,7 @@ pytestmark = pytest.mark.memcached
 BOUND = 2.0
 
 
-def _client_param(name: str) -> t.Any:
-    marks = [
-        pytest.mark.skipif(
-            not importlib.util.find_spec(name), reason=f"{name} not installed"
-        )
-    ]
-    if name == "memcache":  # python-memcached leaves per-thread sockets to the GC
-        marks.append(
-            pytest.mark.filterwarnings(
-                "ignore::pytest.PytestUnraisableExceptionWarning"
-            )
-        )
-    return pytest.param(name, marks=marks)
-
-
-CLIENTS = [_client_param(name) for name in ("pylibmc", "pymemcache", "memcache")]
+CLIENTS = MEMCACHED_CLIENTS
 
 
 def raw_command(port: int, command: bytes) -> bytes:

@@ -10,7 +10,6 @@ unpickled or inflated (issue 14, item 1).
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import socket
 import typing as t
@@ -20,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from servers import HOST, MemcachedServer
+from servers import HOST, MEMCACHED_CLIENTS, MemcachedServer
 
 from flask_caching.backends._memcached_drivers import ensure_sasl_plugin_path
 from flask_caching.serializers import JSONSerializer, SignedPickleSerializer
@@ -32,22 +31,7 @@ from flask_caching.backends.memcache import MemcachedCache  # noqa: E402
 pytestmark = pytest.mark.memcached
 
 
-def _client_param(name: str) -> t.Any:
-    marks = [
-        pytest.mark.skipif(
-            not importlib.util.find_spec(name), reason=f"{name} not installed"
-        )
-    ]
-    if name == "memcache":  # python-memcached leaves per-thread sockets to the GC
-        marks.append(
-            pytest.mark.filterwarnings(
-                "ignore::pytest.PytestUnraisableExceptionWarning"
-            )
-        )
-    return pytest.param(name, marks=marks)
-
-
-CLIENTS = [_client_param(name) for name in ("pylibmc", "pymemcache", "memcache")]
+CLIENTS = MEMCACHED_CLIENTS
 
 #: what pylibmc 1.6 writes for each value (measured with a plain pylibmc.Client and
 #: a socket ``get``; test_the_table_is_what_pylibmc_writes keeps it honest)
