@@ -10,7 +10,6 @@ with ``dumps_for``/``loads_for`` gets the key too (the signed one binds entries 
 
 from __future__ import annotations
 
-import heapq
 import logging
 import math
 import pickle
@@ -22,6 +21,7 @@ import cachelib.simple
 from cachelib import SimpleCache as _CachelibSimpleCache
 
 from ..serializers import PickleSerializer, dumps_for, loads_for
+from ._simple_evict import EvictionIndex
 from .base import _STDLIB_TIME, BaseCache, Timeout, deprecated_ignore_errors
 
 if t.TYPE_CHECKING:
@@ -38,6 +38,31 @@ def _now() -> float:
     clock = cachelib.simple.time  # type: ignore[attr-defined]
     now: float = time.time() if clock is _STDLIB_TIME else clock()
     return now
+
+
+class _Read(bytes):
+    """Stored bytes that also hold the ``str`` they decode to: a page read twice is
+    unpickled once. Still the pickle (``isinstance(data, bytes)``), so the layout
+    stays cachelib's; a ``str`` is immutable, so sharing it is safe."""
+
+    value: str
+
+
+def _decoded(
+    cache: dict[str, tuple[int, bytes]],
+    lock: t.Any,
+    key: str,
+    item: tuple[int, bytes],
+    value: t.Any,
+) -> t.Any:
+    """Remember a read ``str`` in its entry (only if the entry is still *item*)."""
+    if type(value) is str:
+        kept = _Read(item[1])
+        kept.value = value
+        with lock:
+            if cache.get(key) is item:
+                cache[key] = (item[0], kept)
+    return value
 
 
 class SimpleCache(BaseCache, _CachelibSimpleCache):
@@ -73,6 +98,8 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
         self._cache: dict[str, tuple[int, bytes]] = {}
         self._threshold = threshold or 500
         self._lock = threading.RLock()
+        #: which entries an over-full insert drops (cachelib's rule, indexed)
+        self._evict = EvictionIndex()
 
     @classmethod
     def factory(
@@ -107,21 +134,11 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
         """cachelib's rule: over the threshold, drop expired, then soonest to expire.
 
         Unlike cachelib's, entries that never expire are neither "expired" nor
-        the first to go.
+        the first to go. :class:`._simple_evict.EvictionIndex` finds them without
+        a scan of the dict.
         """
-        if len(self._cache) <= self._threshold:
-            return
-        now = _now()
-        for key in [k for k, (exp, _) in self._cache.items() if 0 < exp <= now]:
-            del self._cache[key]
-        overflow = len(self._cache) - self._threshold
-        if overflow > 0:
-            items = self._cache.items()
-            soonest = heapq.nsmallest(
-                overflow, items, key=lambda item: item[1][0] or math.inf
-            )
-            for key, _item in soonest:
-                del self._cache[key]
+        if len(self._cache) > self._threshold:
+            self._evict.prune(self._cache, self._threshold, _now())
 
     def _live(self, key: str, now: float) -> tuple[int, bytes] | None:
         item = self._cache.get(key)
@@ -141,8 +158,12 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
     def get(self, key: str) -> t.Any:
         # inlined (no helper calls): this is every decorator hit's only call
         item = self._cache.get(key)
-        if item is None or (item[0] and item[0] <= _now()):
+        if item is None:
             return None
+        if item[0]:
+            clock = cachelib.simple.time  # type: ignore[attr-defined]
+            if item[0] <= (time.time() if clock is _STDLIB_TIME else clock()):
+                return None
         try:
             if type(self.serializer) is PickleSerializer:  # the default: skip a call
                 return pickle.loads(item[1])
@@ -163,10 +184,14 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
                 values.append(None)
                 continue
             try:
-                if default:
-                    values.append(pickle.loads(item[1]))
+                data = item[1]
+                if not default:
+                    values.append(loads_for(serializer, key, data))
+                elif type(data) is _Read:
+                    values.append(data.value)
                 else:
-                    values.append(loads_for(serializer, key, item[1]))
+                    value = pickle.loads(data)
+                    values.append(_decoded(cache, self._lock, key, item, value))
             except Exception:
                 logger.debug("SimpleCache: unreadable entry, a miss", exc_info=True)
                 values.append(None)
@@ -175,22 +200,58 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
     def has(self, key: str) -> bool:
         return self._live(key, _now()) is not None
 
+    def _encode(self, key: str, value: t.Any) -> bytes | None:
+        serializer = self.serializer
+        if type(serializer) is PickleSerializer:  # the default: skip two calls
+            return pickle.dumps(value, serializer.protocol)
+        data: bytes | None = dumps_for(serializer, key, value)
+        return data
+
+    def _put(self, key: str, data: bytes, expires: int | None) -> None:
+        """Write one encoded entry (the lock held); ``None`` expiry removes it."""
+        cache = self._cache
+        if expires is None:
+            if cache.pop(key, None) is not None:
+                self._evict.removed(key)
+            return
+        new = key not in cache
+        if new:
+            self._prune()
+        cache[key] = (expires, data)
+        self._evict.stored(key, expires, new)
+
     def _store(self, key: str, value: t.Any, timeout: Timeout, only_new: bool) -> bool:
-        data = dumps_for(self.serializer, key, value)
+        data = self._encode(key, value)
         if data is None:  # cachelib's serializer returns None when pickling fails
             return False
         with self._lock:
             now = _now()
             if only_new and self._live(key, now) is not None:
                 return False
-            expires = self._expires(timeout, now)
-            if expires is None:
-                self._cache.pop(key, None)
-                return True
-            if key not in self._cache:
-                self._prune()
-            self._cache[key] = (expires, data)
+            self._put(key, data, self._expires(timeout, now))
             return True
+
+    def set_many(
+        self, mapping: t.Mapping[str, t.Any], timeout: Timeout = None
+    ) -> list[t.Any]:
+        """Store every item under one hold of the lock; the keys stored.
+
+        A subclass (or instance) with its own ``set`` gets cachelib's loop instead,
+        so that ``set`` still sees every key.
+        """
+        if type(self).set is not SimpleCache.set or "set" in vars(self):
+            return [
+                key for key, value in mapping.items() if self.set(key, value, timeout)
+            ]
+        encoded = [(key, self._encode(key, value)) for key, value in mapping.items()]
+        with self._lock:
+            expires = self._expires(timeout, _now())
+            done = []
+            for key, data in encoded:
+                if data is not None:
+                    self._put(key, data, expires)
+                    done.append(key)
+        return done
 
     def set(self, key: str, value: t.Any, timeout: Timeout = None) -> bool:
         return self._store(key, value, timeout, only_new=False)
@@ -200,7 +261,10 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
 
     def delete(self, key: str) -> bool:
         with self._lock:
-            return self._cache.pop(key, None) is not None
+            if self._cache.pop(key, None) is None:
+                return False
+            self._evict.removed(key)
+            return True
 
     def acquire_lock(self, key: str, token: str, timeout: float) -> bool:
         """Take the lock as :class:`~.base.BaseCache` does, with one second more:
@@ -214,11 +278,13 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
             if item is None or self._loads(key, item[1]) != token:
                 return False
             del self._cache[key]
+            self._evict.removed(key)
             return True
 
     def clear(self) -> bool:
         with self._lock:
             self._cache.clear()
+            self._evict.cleared()
         return True
 
     def inc(self, key: str, delta: int = 1) -> int | None:
@@ -236,12 +302,8 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
             if not isinstance(current, int) or isinstance(current, bool):
                 raise TypeError(f"cannot increment non-integer value at {key!r}")
             value: int = current + delta
-            if expires is None:  # a negative default timeout: nothing is kept
-                self._cache.pop(key, None)
-                return value
-            if item is None and key not in self._cache:
-                self._prune()
-            self._cache[key] = (expires, dumps_for(self.serializer, key, value))
+            # a negative default timeout (expires None): nothing is kept
+            self._put(key, dumps_for(self.serializer, key, value), expires)
             return value
 
     def dec(self, key: str, delta: int = 1) -> int | None:
