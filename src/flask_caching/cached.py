@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import cache_status
 from .cached_response import CachedResponse
-from .context import method_and_path, request_method
+from .context import app_ctx, request_ctx, request_method
 from .decorated import BoundCachedFunction as BoundCachedFunction
 from .decorated import CachedFunction as CachedFunction
 from .entry import MISS, Layout
@@ -96,12 +96,15 @@ class CachedView(ViewReporting):
             and self.keys.path_format is not None
             and opts.source_check is not True
         )
+        self._fast: tuple[t.Any, t.Any, t.Any] = (None, None, None)
+        #: a hit needs nothing from :meth:`finish` but its value
+        self.bare_hits = not opts.response_hit_indication
         #: this view's counters on the runtime last used (``Cache.stats()``)
         self.slot = CounterSlot(self.label)
         self.guard = _guard(f, get_runtime, opts)
         wrapper = wrap(
             f,
-            self.begin,
+            self.quick if self.simple else self.begin,
             self.outcome_of,
             self.finish,
             catch=HTTPException,
@@ -169,10 +172,6 @@ class CachedView(ViewReporting):
         self, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
     ) -> tuple[Runtime, str, t.Any, Flow | None] | None:
         """None to bypass the cache; else the hit's value or the miss's flow."""
-        if self.simple:
-            quick = self.quick(args, kwargs)
-            if quick is not None:
-                return quick
         opts = self.opts
         if opts.skip is not None and opts.skip(self.f, *args, **kwargs):
             self.bypassed("bypass_unless", "unless")
@@ -201,14 +200,26 @@ class CachedView(ViewReporting):
 
     def quick(
         self, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
-    ) -> tuple[Runtime, str, t.Any, Flow | None] | None:
+    ) -> tuple[Runtime, str, t.Any, Flow | None] | str | None:
         """The common view call (a GET of a view keyed by its path, no options that
-        change the read) in as few steps as possible; None when it is not one. A
-        miss hands its read to :meth:`lookup`, so nothing is read twice."""
-        request = method_and_path()
-        if request is None or request[0] not in SAFE_METHODS:
-            return None
-        rt = self.get_runtime()
+        change the read) in as few steps as possible: a hit's page itself when
+        nothing else is owed to the call (no signal, no hit header), None when it
+        is not such a call. A miss hands its read to :meth:`lookup`, so nothing is
+        read twice."""
+        ctx = request_ctx()
+        if ctx is None:
+            return self.begin(args, kwargs)
+        current = ctx.request
+        if current.method not in SAFE_METHODS:
+            return self.begin(args, kwargs)
+        app = app_ctx().app  # a request context comes with an app context
+        fast = self._fast
+        if fast[0] is app:
+            rt, counters = fast[1], fast[2]
+        else:
+            rt = self.get_runtime()
+            counters = self.slot.of(rt)
+            self._fast = (app, rt, counters)
         plan = self._plan
         if (
             plan[0] is not rt
@@ -217,13 +228,15 @@ class CachedView(ViewReporting):
             or self.guard.keyed
             or (self.opts.source_check is None and rt.owner.source_check)
         ):
-            return None
-        key = t.cast(str, self.keys.path_format) % request[1]
+            return self.begin(args, kwargs)
+        key = t.cast(str, self.keys.path_format) % current.path
         value = rt.read_one(key)
         if type(value) is str:  # a page: the usual hit
-            self.slot.of(rt).hits += 1
+            counters.hits += 1
             if logger.isEnabledFor(logging.DEBUG):
                 log_hit(self.label, key)
+            if self.bare_hits and not self.owner.enable_signals:
+                return value
             return rt, key, value, None
         found = None if value is FAILED else [value]
         return rt, key, *self.lookup(rt, key, (), False, args, kwargs, found)

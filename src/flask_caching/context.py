@@ -7,8 +7,10 @@ tenth of that. A Flask that moves those variables gets the proxies instead.
 
 from __future__ import annotations
 
+import functools
 import typing as t
 
+import flask.globals
 from flask import Flask, current_app, has_app_context, has_request_context, request
 
 try:
@@ -28,6 +30,17 @@ except ImportError:  # pragma: no cover - a Flask that moved them
     def request_method() -> str | None:
         """``request.method``, or None outside a request."""
         return request.method if has_request_context() else None
+
+    def app_ctx() -> t.Any:
+        """The current app context, or None (see :func:`request_ctx`)."""
+        stack = getattr(flask.globals, "_app_ctx_stack", None)
+        return None if stack is None else stack.top
+
+    def request_ctx() -> t.Any:
+        """The current request context, or None outside a request (or on a Flask
+        whose context cannot be reached: the callers then take the long way)."""
+        stack = getattr(flask.globals, "_request_ctx_stack", None)
+        return None if stack is None else stack.top
 
     def method_and_path() -> tuple[str, str] | None:
         """``(request.method, request.path)``, or None outside a request."""
@@ -54,6 +67,11 @@ else:
         """``request.method``, or None outside a request."""
         ctx = _cv_request.get(None)
         return None if ctx is None else ctx.request.method
+
+    #: the current request context (``.request``), or None outside one
+    request_ctx = functools.partial(_cv_request.get, None)
+    #: the current app context (``.app``), or None outside one
+    app_ctx = functools.partial(_cv_app.get, None)
 
     def method_and_path() -> tuple[str, str] | None:
         """``(request.method, request.path)``, or None outside a request."""

@@ -160,7 +160,9 @@ class Runtime:
         """``get(key)``, or :data:`FAILED` when the backend failed or is bypassed
         (:meth:`read` of one key without the list, for the hit fast path)."""
         breaker = self.reads
-        if not breaker.allow():
+        # the breaker's fast-path tests (Breaker.allow / .success) made inline:
+        # this is the read of every view hit
+        if breaker._open_until and not breaker.allow():
             return FAILED
         try:
             get = self.owner.get
@@ -170,7 +172,8 @@ class Runtime:
         except Exception as exc:
             self.backend_failed(breaker, "read", key, exc)
             return FAILED
-        breaker.success()
+        if breaker._failures:
+            breaker.success()
         return value
 
     def has(self, key: str) -> bool | None:

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from .flow import Flow, Outcome, drive_async, drive_sync
 from .runtime import Runtime
 
-#: None to bypass the cache, else (runtime, key, hit payload or MISS, miss flow)
+#: None to bypass the cache, else (runtime, key, hit payload or MISS, miss flow),
+#: or a hit's ``str`` itself when nothing more is owed to the call (no *finish*)
 Begin = Callable[
     [tuple[t.Any, ...], dict[str, t.Any]],
-    tuple[Runtime, str, t.Any, Flow | None] | None,
+    tuple[Runtime, str, t.Any, Flow | None] | str | None,
 ]
 #: (runtime, key, hit?, value, args, kwargs) -> what the caller gets
 Finish = Callable[
@@ -53,6 +54,8 @@ def wrap(
             begun = begin(args, kwargs)
             if begun is None:
                 return await f(*args, **kwargs)
+            if isinstance(begun, str):  # a hit that needs no finish
+                return begun
             rt, key, value, flow = begun
             hit = flow is None
             if flow is not None:
@@ -75,6 +78,8 @@ def wrap(
         begun = begin(args, kwargs)
         if begun is None:
             return f(*args, **kwargs)
+        if isinstance(begun, str):  # a hit that needs no finish
+            return begun
         rt, key, value, flow = begun
         hit = flow is None
         if flow is not None:
