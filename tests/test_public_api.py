@@ -45,6 +45,7 @@ LAYERS = {
     "store": 4,
     "decorated": 3,
     "view_results": 5,
+    "view_miss": 5,
     "view_reporting": 5,
     "view_options": 5,
     "cache_status": 4,

@@ -32,6 +32,7 @@ from .signals import cache_view_hit, cache_view_miss
 from .stats import CallNote, CounterSlot, NotingGuard, log_hit, resolve
 from .utils import join_generator
 from .view_keys import ViewKeys
+from .view_miss import plain_miss
 from .view_options import ViewOptions, view_options
 from .view_reporting import ViewReporting
 from .view_results import seconds, to_payload
@@ -85,8 +86,9 @@ class CachedView(ViewReporting):
         )
         #: a hit is one plain read judged by "not None" (no is_stale, no cached None)
         self.plain_reads = opts.stale is None and not opts.cache_none
-        #: (runtime, Cache-Status header on, meta layout) for the runtime last seen
-        self._plan: tuple[t.Any, bool, bool, bool] = (None, False, False, False)
+        #: (runtime, Cache-Status header on, meta layout, plain reads, plain misses)
+        #: for the runtime last seen
+        self._plan: tuple[t.Any, bool, bool, bool, bool] = (None,) + (False,) * 4
         #: no option that changes the read: :meth:`quick` may answer the call
         self.simple = (
             opts.skip is None
@@ -238,6 +240,9 @@ class CachedView(ViewReporting):
             if self.bare_hits and not self.owner.enable_signals:
                 return value
             return rt, key, value, None
+        if value is None and plan[4]:  # the usual miss: see .view_miss
+            timeout = seconds(self.wrapper.cache_timeout)
+            return rt, key, MISS, plain_miss(rt, key, timeout, counters, self.label)
         found = None if value is FAILED else [value]
         return rt, key, *self.lookup(rt, key, (), False, args, kwargs, found)
 
@@ -258,7 +263,10 @@ class CachedView(ViewReporting):
         if plan[0] is not rt:  # the settings' say for this runtime, worked out once
             meta = opts.locking.keeps_meta(rt.settings)
             status = self.status_on(rt)
-            plan = self._plan = (rt, status, meta, not (status or meta))
+            plain = not (status or meta)
+            policy = opts.locking.resolve(rt.settings)
+            simple_miss = plain and not policy.lock and not policy.grace
+            plan = self._plan = (rt, status, meta, plain, simple_miss)
         status = plan[1]
         if (
             found is NOT_READ
