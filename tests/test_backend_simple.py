@@ -137,6 +137,8 @@ def test_a_page_read_twice_is_the_stored_value_and_the_layout_stays() -> None:
     first = cache.get("page")
     second = cache.get("page")
     assert first == second == "x" * 300
+    assert second is cache.get("page")  # unpickled once, then kept
+    assert cache.get_many("page")[0] is second
     assert cache.get_many("page", "nope") == ["x" * 300, None]
     expires, data = cache._cache["page"]
     assert isinstance(data, bytes) and pickle.loads(data) == "x" * 300

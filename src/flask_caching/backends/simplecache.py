@@ -164,10 +164,13 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
             clock = cachelib.simple.time  # type: ignore[attr-defined]
             if item[0] <= (time.time() if clock is _STDLIB_TIME else clock()):
                 return None
+        data = item[1]
         try:
             if type(self.serializer) is PickleSerializer:  # the default: skip a call
-                return pickle.loads(item[1])
-            return loads_for(self.serializer, key, item[1])
+                if type(data) is _Read:
+                    return data.value
+                return _decoded(self._cache, self._lock, key, item, pickle.loads(data))
+            return loads_for(self.serializer, key, data)
         except Exception:
             logger.debug("SimpleCache: unreadable entry, a miss", exc_info=True)
             return None
