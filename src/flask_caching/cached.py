@@ -23,7 +23,6 @@ from .decorated import BoundCachedFunction as BoundCachedFunction
 from .decorated import CachedFunction as CachedFunction
 from .entry import MISS, Layout
 from .flow import Flow, Outcome
-from .keys import digest
 from .lookup import NOT_READ
 from .lookup import begin as lookup_begin
 from .runtime import FAILED, Runtime
@@ -31,7 +30,8 @@ from .session_watch import Seen, watching_session
 from .signals import cache_view_hit, cache_view_miss
 from .stats import CallNote, CounterSlot, NotingGuard, log_hit, resolve
 from .utils import join_generator
-from .view_keys import ViewKeys
+from .view_keys import VARY_VERSION_PREFIX as VARY_VERSION_PREFIX
+from .view_keys import ViewKeyMethods, ViewKeys
 from .view_miss import plain_miss
 from .view_options import ViewOptions, view_options
 from .view_reporting import ViewReporting
@@ -55,11 +55,8 @@ DELETE_ATTR = "_flask_caching_delete_key"
 #: the request methods whose responses may be read from and stored in the cache
 SAFE_METHODS = frozenset(("GET", "HEAD"))
 
-#: version keys of ``vary`` views: one per path and query, so they expire
-VARY_VERSION_PREFIX = "fc-vary-ver:"
 
-
-class CachedView(ViewReporting):
+class CachedView(ViewKeyMethods, ViewReporting):
     """One ``@cached`` function: builds its keys, reads, and stores its results."""
 
     def __init__(
@@ -99,6 +96,10 @@ class CachedView(ViewReporting):
             and opts.source_check is not True
         )
         self._fast: tuple[t.Any, t.Any, t.Any] = (None, None, None)
+        #: the key of a :meth:`quick` call: this % the request path
+        self.path_format = self.keys.path_format or ""
+        #: no source_check given: the Cache's setting decides at each call
+        self.inherits_source_check = opts.source_check is None
         #: a hit needs nothing from :meth:`finish` but its value
         self.bare_hits = not opts.response_hit_indication
         #: this view's counters on the runtime last used (``Cache.stats()``)
@@ -120,53 +121,6 @@ class CachedView(ViewReporting):
         self.own_key = self.make_key
         self.wrapper.make_cache_key = self.own_key  # type: ignore[method-assign]
         setattr(self.wrapper, DELETE_ATTR, self.target)
-
-    # -- keys ------------------------------------------------------------------
-
-    def head(
-        self, rt: Runtime, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
-    ) -> str:
-        """The key of this call as released Flask-Caching builds it."""
-        custom = self.opts.make_cache_key
-        if custom is not None:
-            return custom(*args, **kwargs)
-        assigned = self.wrapper.make_cache_key
-        if assigned is not self.own_key:
-            # the user replaced view.make_cache_key: it is the key function now
-            return assigned(*args, use_request=True, **kwargs)
-        return self.keys.request_key(rt)
-
-    def vary_keys(self, rt: Runtime, head: str, read_vary: bool) -> tuple[str, str]:
-        """A ``vary`` view's variant key and the version key all its variants share.
-
-        They share a Redis Cluster hash tag (one MGET on one node): a digest, as a
-        path may hold braces of its own.
-        """
-        hasher = self.keys.hasher(rt)
-        tagged = "{" + digest(head, hasher)[:12] + "}" + head
-        part = self.guard.key_part(hasher) if read_vary else ""
-        return (tagged + part if part else head), VARY_VERSION_PREFIX + tagged
-
-    def make_key(self, *args: t.Any, **kwargs: t.Any) -> str:
-        """The key this view uses: ``path=``/``query_args=`` pick the request, else
-        ``url_for`` builds the path from the view arguments (a ``make_cache_key``
-        given to the decorator builds it instead)."""
-        custom = self.opts.make_cache_key
-        if custom is not None:
-            kwargs.pop("path", None)
-            kwargs.pop("query_args", None)
-            return custom(*args, **kwargs)
-        rt = self.get_runtime()
-        head = self.keys.called_key(rt, args, kwargs)
-        return self.vary_keys(rt, head, True)[0] if self.guard.keyed else head
-
-    def target(self, *args: t.Any, **kwargs: t.Any) -> str:
-        """What ``delete_cached`` deletes: a ``vary`` view's version key (its base
-        key's, also inside a request), else the entry key."""
-        if not self.guard.keyed:
-            return self.wrapper.make_cache_key(*args, **kwargs)
-        rt = self.get_runtime()
-        return self.vary_keys(rt, self.keys.called_key(rt, args, kwargs), False)[1]
 
     # -- a call ----------------------------------------------------------------
 
@@ -226,12 +180,12 @@ class CachedView(ViewReporting):
         if (
             plan[0] is not rt
             or not plan[3]
-            or self.wrapper.make_cache_key is not self.own_key
             or self.guard.keyed
-            or (self.opts.source_check is None and rt.owner.source_check)
+            or self.wrapper.make_cache_key is not self.own_key
+            or (self.inherits_source_check and rt.owner.source_check)
         ):
             return self.begin(args, kwargs)
-        key = t.cast(str, self.keys.path_format) % current.path
+        key = self.path_format % current.path
         value = rt.read_one(key)
         if type(value) is str:  # a page: the usual hit
             counters.hits += 1

@@ -21,8 +21,17 @@ from collections.abc import Callable
 from flask import request, url_for
 
 from .context import request_path
+from .decorated import CachedFunction
+from .keys import digest
+from .privacy import Guard
 from .runtime import Runtime
 from .utils import get_arg_names, query_args_as_pairs
+
+if t.TYPE_CHECKING:
+    from .view_options import ViewOptions
+
+#: version keys of ``vary`` views: one per path and query, so they expire
+VARY_VERSION_PREFIX = "fc-vary-ver:"
 
 
 class ViewKeys:
@@ -124,3 +133,60 @@ class ViewKeys:
         if self.checks_source(rt):
             key += self.hasher(rt)(self.source()).hexdigest()
         return key
+
+
+class ViewKeyMethods:
+    """The key methods of :class:`.cached.CachedView` (a mixin): the key of a call,
+    of a ``vary`` variant, and what ``delete_cached`` deletes."""
+
+    opts: ViewOptions
+    keys: ViewKeys
+    guard: Guard
+    wrapper: CachedFunction[..., t.Any]
+    own_key: Callable[..., str]
+    get_runtime: Callable[[], Runtime]
+
+    def head(
+        self, rt: Runtime, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
+    ) -> str:
+        """The key of this call as released Flask-Caching builds it."""
+        custom = self.opts.make_cache_key
+        if custom is not None:
+            return custom(*args, **kwargs)
+        assigned = self.wrapper.make_cache_key
+        if assigned is not self.own_key:
+            # the user replaced view.make_cache_key: it is the key function now
+            return assigned(*args, use_request=True, **kwargs)
+        return self.keys.request_key(rt)
+
+    def vary_keys(self, rt: Runtime, head: str, read_vary: bool) -> tuple[str, str]:
+        """A ``vary`` view's variant key and the version key all its variants share.
+
+        They share a Redis Cluster hash tag (one MGET on one node): a digest, as a
+        path may hold braces of its own.
+        """
+        hasher = self.keys.hasher(rt)
+        tagged = "{" + digest(head, hasher)[:12] + "}" + head
+        part = self.guard.key_part(hasher) if read_vary else ""
+        return (tagged + part if part else head), VARY_VERSION_PREFIX + tagged
+
+    def make_key(self, *args: t.Any, **kwargs: t.Any) -> str:
+        """The key this view uses: ``path=``/``query_args=`` pick the request, else
+        ``url_for`` builds the path from the view arguments (a ``make_cache_key``
+        given to the decorator builds it instead)."""
+        custom = self.opts.make_cache_key
+        if custom is not None:
+            kwargs.pop("path", None)
+            kwargs.pop("query_args", None)
+            return custom(*args, **kwargs)
+        rt = self.get_runtime()
+        head = self.keys.called_key(rt, args, kwargs)
+        return self.vary_keys(rt, head, True)[0] if self.guard.keyed else head
+
+    def target(self, *args: t.Any, **kwargs: t.Any) -> str:
+        """What ``delete_cached`` deletes: a ``vary`` view's version key (its base
+        key's, also inside a request), else the entry key."""
+        if not self.guard.keyed:
+            return self.wrapper.make_cache_key(*args, **kwargs)
+        rt = self.get_runtime()
+        return self.vary_keys(rt, self.keys.called_key(rt, args, kwargs), False)[1]
