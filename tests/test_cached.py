@@ -1439,3 +1439,38 @@ def test_a_stale_while_revalidate_entry_keeps_the_value_under_the_views_key(
         assert cache.get(key) == "fresh"
         fresh_until, versions = cache.get(key + ":fc-meta")
     assert isinstance(fresh_until, float) and versions == ()
+
+
+def test_init_app_again_gives_a_view_the_new_backend() -> None:
+    from flask_caching import Cache
+
+    app = Flask(__name__)
+    cache = Cache(app, config={"CACHE_TYPE": "SimpleCache"})
+    calls = Calls()
+
+    @app.route("/")
+    @cache.cached()
+    def view() -> str:
+        return str(calls())
+
+    assert [body(app, "/"), body(app, "/")] == [b"1", b"1"]
+    cache.init_app(app, config={"CACHE_TYPE": "SimpleCache"})  # a new, empty one
+    assert [body(app, "/"), body(app, "/")] == [b"2", b"2"]
+
+
+def test_one_view_on_two_apps_keeps_their_entries_apart() -> None:
+    from flask_caching import Cache
+
+    cache = Cache(config={"CACHE_TYPE": "SimpleCache"})
+    calls = Calls()
+
+    @cache.cached()
+    def view() -> str:
+        return str(calls())
+
+    apps = [Flask(f"app{n}") for n in range(2)]
+    for app in apps:
+        cache.init_app(app)
+        app.add_url_rule("/", "view", view)
+    seen = [body(app, "/") for _ in range(3) for app in apps]
+    assert seen == [b"1", b"2"] * 3  # each app's hit is its own entry

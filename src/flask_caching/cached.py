@@ -39,6 +39,9 @@ from .view_results import seconds, to_payload
 from .wrapping import wrap
 
 logger = logging.getLogger("flask_caching")
+#: logging's own memo of ``isEnabledFor`` per level (each setLevel clears it), read
+#: by the hit path before it pays for the call (an empty dict: always call)
+_LEVELS: dict[int, bool] = getattr(logger, "_cache", {})
 
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
@@ -95,9 +98,17 @@ class CachedView(ViewKeyMethods, ViewReporting):
             and self.keys.path_format is not None
             and opts.source_check is not True
         )
-        self._fast: tuple[t.Any, t.Any, t.Any] = (None, None, None)
+        #: (app, runtime, counters, the Cache's app memo, plain misses) of the
+        #: runtime :meth:`quick` last used, once its plan says reads are plain
+        self._fast: tuple[t.Any, t.Any, t.Any, t.Any, bool] = (None,) * 4 + (False,)
         #: the key of a :meth:`quick` call: this % the request path
         self.path_format = self.keys.path_format or ""
+        #: the same as a prefix to add, when it has no other "%" (a concatenation
+        #: costs a fifth of a format)
+        head = self.path_format[:-2]
+        self.path_head = (
+            head if self.path_format.endswith("%s") and "%" not in head else None
+        )
         #: no source_check given: the Cache's setting decides at each call
         self.inherits_source_check = opts.source_check is None
         #: a hit needs nothing from :meth:`finish` but its value
@@ -170,31 +181,45 @@ class CachedView(ViewKeyMethods, ViewReporting):
             return self.begin(args, kwargs)
         app = app_ctx().app  # a request context comes with an app context
         fast = self._fast
-        if fast[0] is app:
-            rt, counters = fast[1], fast[2]
-        else:
+        if fast[0] is not app or fast[3] is not self.owner._last:
+            # another app, or init_app again (a new runtime): look it up
             rt = self.get_runtime()
-            counters = self.slot.of(rt)
-            self._fast = (app, rt, counters)
-        plan = self._plan
+            plan = self._plan
+            if plan[0] is not rt or not plan[3]:
+                return self.begin(args, kwargs)  # the first call works the plan out
+            fast = self._fast = (app, rt, self.slot.of(rt), self.owner._last, plan[4])
+        rt = fast[1]
         if (
-            plan[0] is not rt
-            or not plan[3]
-            or self.guard.keyed
+            self.guard.keyed
             or self.wrapper.make_cache_key is not self.own_key
             or (self.inherits_source_check and rt.owner.source_check)
         ):
             return self.begin(args, kwargs)
-        key = self.path_format % current.path
-        value = rt.read_one(key)
+        head = self.path_head
+        key = (
+            head + current.path if head is not None else self.path_format % current.path
+        )
+        owner, breaker = rt.owner, rt.reads
+        if (
+            breaker.failures
+            or breaker.open_until
+            or getattr(owner.get, "__func__", None) is not rt.plain_get
+        ):
+            value = rt.read_one(key)  # the long way: an outage, an overridden get
+        else:
+            try:  # Runtime.read_one's healthy path, inline
+                value = rt.backend.get(key)
+            except Exception as exc:
+                value = rt.read_failed(key, exc)
+        counters = fast[2]
         if type(value) is str:  # a page: the usual hit
             counters.hits += 1
-            if logger.isEnabledFor(logging.DEBUG):
+            if _LEVELS.get(logging.DEBUG, True) and logger.isEnabledFor(logging.DEBUG):
                 log_hit(self.label, key)
             if self.bare_hits and not self.owner.enable_signals:
                 return value
             return rt, key, value, None
-        if value is None and plan[4]:  # the usual miss: see .view_miss
+        if value is None and fast[4]:  # the usual miss: see .view_miss
             timeout = seconds(self.wrapper.cache_timeout)
             return rt, key, MISS, plain_miss(rt, key, timeout, counters, self.label)
         found = None if value is FAILED else [value]

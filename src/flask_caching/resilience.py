@@ -158,22 +158,18 @@ class CircuitBreaker:
         self.clock = clock
         self.log = log if log is not None else OutageLog(name)
         self._lock = threading.Lock()
-        #: failures since the last success; 0 means healthy
-        self._failures = 0
+        #: consecutive failures since the last success; 0 means healthy (plain
+        #: attributes, not properties: the view hit path reads both inline)
+        self.failures = 0
         #: clock time until which calls are refused; 0.0 means closed
-        self._open_until = 0.0
+        self.open_until = 0.0
         #: calls refused since the last success
         self._refused = 0
 
     @property
     def is_open(self) -> bool:
         """True from the opening until a probe succeeds (half-open included)."""
-        return self._open_until != 0.0
-
-    @property
-    def failures(self) -> int:
-        """Consecutive failures so far (0 when the backend is healthy)."""
-        return self._failures
+        return self.open_until != 0.0
 
     @property
     def refused(self) -> int:
@@ -187,42 +183,42 @@ class CircuitBreaker:
         the breaker stays open for everyone else for another cool-down, so a probe
         that never reports back cannot wedge it.
         """
-        if not self._open_until:  # closed: the hot path, no lock
+        if not self.open_until:  # closed: the hot path, no lock
             return True
         with self._lock:
-            if not self._open_until:
+            if not self.open_until:
                 return True
             now = self.clock()
-            if now < self._open_until:
+            if now < self.open_until:
                 self._refused += 1
                 return False
-            self._open_until = now + self.cooldown
+            self.open_until = now + self.cooldown
         logger.debug("cache backend %s: probing %s", self.name, self.kind)
         return True
 
     def success(self) -> None:
         """Record a call that worked: ends this breaker's part of an outage."""
-        if not self._failures:  # healthy: the hot path, no lock
+        if not self.failures:  # healthy: the hot path, no lock
             return
         with self._lock:
-            failures, refused = self._failures, self._refused
+            failures, refused = self.failures, self._refused
             if not failures:
                 return
-            self._failures = 0
+            self.failures = 0
             self._refused = 0
-            self._open_until = 0.0
+            self.open_until = 0.0
         self.log.ended(self.kind, self.clock(), failures, refused)
 
     def failure(self, operation: str, key: str, exc: BaseException) -> None:
         """Record a failed call; the first of an outage is logged at WARNING."""
         with self._lock:
             now = self.clock()
-            self._failures += 1
-            failures = self._failures
+            self.failures += 1
+            failures = self.failures
             opened = False
             if self.cooldown and failures >= self.threshold:
-                opened = not self._open_until
-                self._open_until = now + self.cooldown
+                opened = not self.open_until
+                self.open_until = now + self.cooldown
         if failures == 1:
             self.log.started(self.kind, now, operation, key, exc)
         else:

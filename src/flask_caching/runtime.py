@@ -77,7 +77,7 @@ class Runtime:
         #: the reads of the Cache class itself: while the owner's ``get`` /
         #: ``get_many`` are these (not overridden by a subclass, not replaced on
         #: the instance), the backend is read directly, which is what they do
-        self._plain_get = getattr(plain, "get", None)
+        self.plain_get = self._plain_get = getattr(plain, "get", None)
         self._plain_get_many = getattr(plain, "get_many", None)
         self.settings = settings
         self.app = app
@@ -162,7 +162,7 @@ class Runtime:
         breaker = self.reads
         # the breaker's fast-path tests (Breaker.allow / .success) made inline:
         # this is the read of every view hit
-        if breaker._open_until and not breaker.allow():
+        if breaker.open_until and not breaker.allow():
             return FAILED
         try:
             get = self.owner.get
@@ -172,9 +172,16 @@ class Runtime:
         except Exception as exc:
             self.backend_failed(breaker, "read", key, exc)
             return FAILED
-        if breaker._failures:
+        if breaker.failures:
             breaker.success()
         return value
+
+    def read_failed(self, key: str, exc: Exception) -> t.Any:
+        """Report a failed read of *key* made directly (``CachedView.quick`` reads
+        inline what :meth:`read_one` reads); :data:`FAILED`, or *exc* raised in
+        debug mode."""
+        self.backend_failed(self.reads, "read", key, exc)
+        return FAILED
 
     def has(self, key: str) -> bool | None:
         """``has(key)``; None when the backend failed or is bypassed."""
