@@ -6,6 +6,11 @@ call, so code that freezes that clock freezes this cache too. Values go through
 :attr:`SimpleCache.serializer` both ways, so a caller mutating what it got back never
 changes what the next caller reads, exactly as with a network backend. A serializer
 with ``dumps_for``/``loads_for`` gets the key too (the signed one binds entries to it).
+
+Two things make it faster than cachelib's, without changing what it holds. A full
+cache finds what to drop through an index (:mod:`._simple_evict`) instead of a scan.
+Under the default pickle, a ``str`` read once is kept beside its pickle, so a page
+is unpickled only once; that costs the memory of the string.
 """
 
 from __future__ import annotations
