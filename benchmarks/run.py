@@ -356,43 +356,58 @@ def timing(
     started: float,
     cpus: set[int] | None = None,
 ) -> None:
-    """Rounds over every comparison; its two sides alternate batch by batch."""
-    workers = {
-        impl: Worker(python, impl, ports, args.backends, cpus)
-        for impl, python in sides.items()
-    }
-    try:
-        for impl, worker in workers.items():
-            results.backends[impl] = worker.hello.get("backends", {})
-            for key, message in worker.hello.get("errors", {}).items():
-                results.errors[impl][key] = message
-        todo = comparisons(args.backends)
-        for round_no in range(args.rounds):
-            for comparison in todo:
-                first, second = comparison.a, comparison.b
-                for pair_no in range(args.pairs):
-                    replies: dict[tuple[str, str], dict[str, t.Any]] = {}
-                    order = (first, second) if pair_no % 2 == 0 else (second, first)
-                    for impl, case in order:
-                        worker = workers[impl]
-                        replies[(impl, case)] = worker.ask(
-                            comparison.backend, case, args.batch
-                        )
-                    results.add_pair(comparison, replies[first], replies[second])
-                    if any("error" in r for r in replies.values()):
-                        break
-            results.rounds += 1
-            log(
-                f"timing round {round_no + 1}/{args.rounds} done "
-                f"({time.monotonic() - started:.0f}s)"
-            )
-    finally:
-        for impl, worker in workers.items():
-            worker.close()
-            results.versions[impl] = worker.final.get("versions", {})
-            results.warnings[impl] = worker.final.get("log_warnings", {}).get(
-                "count", 0
-            )
+    """Rounds over every comparison; its two sides alternate batch by batch.
+
+    Every round starts a new worker process per side. The same code ran in two
+    processes can differ by several percent for the whole life of the processes
+    (where hash tables and objects land in memory), so one pair of processes for a
+    whole run could decide a row; a pair per round puts that spread into the
+    intervals instead.
+    """
+    todo = comparisons(args.backends)
+    for round_no in range(args.rounds):
+        workers = {
+            impl: Worker(python, impl, ports, args.backends, cpus)
+            for impl, python in sides.items()
+        }
+        try:
+            for impl, worker in workers.items():
+                results.backends.setdefault(impl, worker.hello.get("backends", {}))
+                for key, message in worker.hello.get("errors", {}).items():
+                    results.errors[impl].setdefault(key, message)
+            _timing_round(args, todo, workers, results)
+        finally:
+            for impl, worker in workers.items():
+                worker.close()
+                results.versions[impl] = worker.final.get("versions", {})
+                warnings = worker.final.get("log_warnings", {}).get("count", 0)
+                results.warnings[impl] = results.warnings.get(impl, 0) + warnings
+        results.rounds += 1
+        log(
+            f"timing round {round_no + 1}/{args.rounds} done "
+            f"({time.monotonic() - started:.0f}s)"
+        )
+
+
+def _timing_round(
+    args: argparse.Namespace,
+    todo: list[Comparison],
+    workers: dict[str, Worker],
+    results: Results,
+) -> None:
+    """One round: every comparison, *args.pairs* alternating batch pairs each."""
+    for comparison in todo:
+        first, second = comparison.a, comparison.b
+        for pair_no in range(args.pairs):
+            replies: dict[tuple[str, str], dict[str, t.Any]] = {}
+            order = (first, second) if pair_no % 2 == 0 else (second, first)
+            for impl, case in order:
+                replies[(impl, case)] = workers[impl].ask(
+                    comparison.backend, case, args.batch
+                )
+            results.add_pair(comparison, replies[first], replies[second])
+            if any("error" in r for r in replies.values()):
+                break
 
 
 def measure(args: argparse.Namespace) -> Results:
