@@ -89,6 +89,29 @@ class CachedView(ViewKeyMethods, ViewReporting):
         #: (runtime, Cache-Status header on, meta layout, plain reads, plain misses)
         #: for the runtime last seen
         self._plan: tuple[t.Any, bool, bool, bool, bool] = (None,) + (False,) * 4
+        self._quick_setup(opts)
+        #: this view's counters on the runtime last used (``Cache.stats()``)
+        self.slot = CounterSlot(self.label)
+        self.guard = _guard(f, get_runtime, opts)
+        wrapper = wrap(
+            f,
+            self.quick if self.simple else self.begin,
+            self.outcome_of,
+            self.finish,
+            catch=HTTPException,
+            observe=watching_session,
+        )
+        self.wrapper = t.cast(CachedFunction[..., t.Any], wrapper)
+        self.wrapper.uncached = f
+        self.wrapper.cache_timeout = opts.timeout
+        #: the key function the wrapper starts with; another one there was
+        #: assigned by the user and becomes the key function
+        self.own_key = self.make_key
+        self.wrapper.make_cache_key = self.own_key  # type: ignore[method-assign]
+        setattr(self.wrapper, DELETE_ATTR, self.target)
+
+    def _quick_setup(self, opts: ViewOptions) -> None:
+        """What :meth:`quick` needs, worked out once at decoration."""
         #: no option that changes the read: :meth:`quick` may answer the call
         self.simple = (
             opts.skip is None
@@ -113,25 +136,6 @@ class CachedView(ViewKeyMethods, ViewReporting):
         self.inherits_source_check = opts.source_check is None
         #: a hit needs nothing from :meth:`finish` but its value
         self.bare_hits = not opts.response_hit_indication
-        #: this view's counters on the runtime last used (``Cache.stats()``)
-        self.slot = CounterSlot(self.label)
-        self.guard = _guard(f, get_runtime, opts)
-        wrapper = wrap(
-            f,
-            self.quick if self.simple else self.begin,
-            self.outcome_of,
-            self.finish,
-            catch=HTTPException,
-            observe=watching_session,
-        )
-        self.wrapper = t.cast(CachedFunction[..., t.Any], wrapper)
-        self.wrapper.uncached = f
-        self.wrapper.cache_timeout = opts.timeout
-        #: the key function the wrapper starts with; another one there was
-        #: assigned by the user and becomes the key function
-        self.own_key = self.make_key
-        self.wrapper.make_cache_key = self.own_key  # type: ignore[method-assign]
-        setattr(self.wrapper, DELETE_ATTR, self.target)
 
     # -- a call ----------------------------------------------------------------
 
