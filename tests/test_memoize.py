@@ -943,3 +943,31 @@ def test_a_delete_during_a_computation_is_not_undone(
     assert results == [2]
     assert f(1) == 3  # the delete stands
     assert f(1) == 3
+
+
+def test_a_callable_object_is_memoized_per_object(
+    app_cache: tuple[Flask, Cache],
+) -> None:
+    """An object with ``__call__`` has no ``__qualname__``: released Flask-Caching
+    logs an error and runs it uncached on every call; ours caches it, each object
+    apart (two scorers of one class must not share results)."""
+    _, cache = app_cache
+    ran: list[tuple[int, int]] = []
+
+    class Scorer:
+        def __init__(self, weight: int) -> None:
+            self.weight = weight
+
+        def __call__(self, n: int) -> int:
+            ran.append((self.weight, n))
+            return n * self.weight
+
+    light, heavy = Scorer(1), Scorer(10)
+    score_light = cache.memoize()(light)
+    score_heavy = cache.memoize()(heavy)
+    assert [score_light(3), score_light(3)] == [3, 3]
+    assert [score_heavy(3), score_heavy(3)] == [30, 30]
+    assert ran == [(1, 3), (10, 3)]
+    cache.delete_memoized(score_light)
+    assert score_light(3) == 3 and score_heavy(3) == 30
+    assert ran == [(1, 3), (10, 3), (1, 3)]

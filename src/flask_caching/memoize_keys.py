@@ -171,7 +171,10 @@ class MemoizedKeys:
         namespace, _ = function_namespace(f, (type,) if first == "cls" else None)
         self.namespace = namespace
         self.alt = self._alt(namespace)
-        self._instance_prefix = f"{f.__module__}.{f.__qualname__}."
+        qualname = getattr(f, "__qualname__", None)  # a callable object has none
+        self._instance_prefix = (
+            f"{f.__module__}.{qualname}." if qualname else namespace + "."
+        )
         self._source: dict[t.Any, bytes] = {}
         #: the name shown in warnings
         self.name = f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', f)}"
