@@ -264,9 +264,7 @@ class CachedView(ViewKeyMethods, ViewReporting):
         if found is not NOT_READ and found is not None:
             value = found[0]
             if value is not None and (type(value) is str or self.servable(value)):
-                self.slot.of(rt).hits += 1
-                if logger.isEnabledFor(logging.DEBUG):
-                    log_hit(self.label, key)
+                self.hit(rt, key)
                 return value, None
         layout = Layout(
             key,

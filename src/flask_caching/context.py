@@ -42,12 +42,6 @@ except ImportError:  # pragma: no cover - a Flask that moved them
         stack = getattr(flask.globals, "_request_ctx_stack", None)
         return None if stack is None else stack.top
 
-    def method_and_path() -> tuple[str, str] | None:
-        """``(request.method, request.path)``, or None outside a request."""
-        if not has_request_context():
-            return None
-        return request.method, request.path
-
 else:
 
     def app_or_none() -> Flask | None:
@@ -72,11 +66,3 @@ else:
     request_ctx = functools.partial(_cv_request.get, None)
     #: the current app context (``.app``), or None outside one
     app_ctx = functools.partial(_cv_app.get, None)
-
-    def method_and_path() -> tuple[str, str] | None:
-        """``(request.method, request.path)``, or None outside a request."""
-        ctx = _cv_request.get(None)
-        if ctx is None:
-            return None
-        current = ctx.request
-        return current.method, current.path

@@ -77,7 +77,7 @@ class Runtime:
         #: the reads of the Cache class itself: while the owner's ``get`` /
         #: ``get_many`` are these (not overridden by a subclass, not replaced on
         #: the instance), the backend is read directly, which is what they do
-        self.plain_get = self._plain_get = getattr(plain, "get", None)
+        self.plain_get = getattr(plain, "get", None)
         self._plain_get_many = getattr(plain, "get_many", None)
         self.settings = settings
         self.app = app
@@ -142,7 +142,7 @@ class Runtime:
             owner = self.owner
             if len(keys) == 1 and not many:
                 get = owner.get
-                if getattr(get, "__func__", None) is self._plain_get:
+                if getattr(get, "__func__", None) is self.plain_get:
                     get = self.backend.get
                 found = [get(keys[0])]
             else:
@@ -166,7 +166,7 @@ class Runtime:
             return FAILED
         try:
             get = self.owner.get
-            if getattr(get, "__func__", None) is self._plain_get:
+            if getattr(get, "__func__", None) is self.plain_get:
                 get = self.backend.get
             value = get(key)
         except Exception as exc:

@@ -160,49 +160,39 @@ class SimpleCache(BaseCache, _CachelibSimpleCache):
 
     # -- the cache interface -------------------------------------------------------
 
-    def get(self, key: str) -> t.Any:
-        # inlined (no helper calls): this is every decorator hit's only call
-        item = self._cache.get(key)
-        if item is None:
-            return None
-        if item[0]:
-            clock = cachelib.simple.time  # type: ignore[attr-defined]
-            if item[0] <= (time.time() if clock is _STDLIB_TIME else clock()):
-                return None
+    def _load(self, key: str, item: tuple[int, bytes]) -> t.Any:
+        """The value of a live entry, None if it cannot be read; under the default
+        pickle a ``str`` is kept with its entry (:class:`_Read`)."""
         data = item[1]
         try:
-            if type(self.serializer) is PickleSerializer:  # the default: skip a call
-                if type(data) is _Read:
-                    return data.value
-                return _decoded(self._cache, self._lock, key, item, pickle.loads(data))
-            return loads_for(self.serializer, key, data)
+            if type(self.serializer) is not PickleSerializer:
+                return loads_for(self.serializer, key, data)
+            if type(data) is _Read:
+                return data.value
+            # the default: pickle itself, skipping two calls
+            return _decoded(self._cache, self._lock, key, item, pickle.loads(data))
         except Exception:
             logger.debug("SimpleCache: unreadable entry, a miss", exc_info=True)
             return None
 
+    def get(self, key: str) -> t.Any:
+        item = self._cache.get(key)
+        if item is None or (item[0] and item[0] <= _now()):
+            return None
+        if type(item[1]) is _Read and type(self.serializer) is PickleSerializer:
+            return item[1].value  # a page read before: every view hit after the first
+        return self._load(key, item)
+
     def get_many(self, *keys: str) -> list[t.Any]:
         cache = self._cache
-        serializer = self.serializer
-        default = type(serializer) is PickleSerializer
         now = _now()
         values: list[t.Any] = []
         for key in keys:
             item = cache.get(key)
             if item is None or (item[0] and item[0] <= now):
                 values.append(None)
-                continue
-            try:
-                data = item[1]
-                if not default:
-                    values.append(loads_for(serializer, key, data))
-                elif type(data) is _Read:
-                    values.append(data.value)
-                else:
-                    value = pickle.loads(data)
-                    values.append(_decoded(cache, self._lock, key, item, value))
-            except Exception:
-                logger.debug("SimpleCache: unreadable entry, a miss", exc_info=True)
-                values.append(None)
+            else:
+                values.append(self._load(key, item))
         return values
 
     def has(self, key: str) -> bool:
