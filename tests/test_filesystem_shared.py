@@ -32,15 +32,21 @@ def entry_names(path: t.Any) -> list[str]:
     )
 
 
-def _writer(path: str, marker: int, rounds: int) -> None:
+def _writer(path: str, marker: int, rounds: int, written: t.Any) -> None:
     cache = FileSystemCache(path, threshold=0)
     for i in range(rounds):
         # big values: a torn write would show up as a short or mixed payload
         cache.set("shared", (marker, i, bytes([marker]) * 200_000))
+        written.set()
 
 
-def _reader(path: str, rounds: int, queue: t.Any) -> None:
+def _reader(path: str, rounds: int, queue: t.Any, written: t.Any) -> None:
     cache = FileSystemCache(path, threshold=0)
+    # on a busy machine the reader may start well before either writer: reading
+    # only from the first write on keeps "it saw entries" about the race
+    if not written.wait(timeout=60):  # pragma: no cover - only on a hang
+        queue.put((0, 0))
+        return
     bad = 0
     seen = 0
     for _ in range(rounds * 2):
@@ -59,10 +65,11 @@ def test_two_writer_processes_and_a_reader_never_see_a_corrupt_entry(
 ) -> None:
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
+    written = ctx.Event()
     procs = [
-        ctx.Process(target=_writer, args=(str(tmp_path), 1, ROUNDS)),
-        ctx.Process(target=_writer, args=(str(tmp_path), 2, ROUNDS)),
-        ctx.Process(target=_reader, args=(str(tmp_path), ROUNDS, queue)),
+        ctx.Process(target=_writer, args=(str(tmp_path), 1, ROUNDS, written)),
+        ctx.Process(target=_writer, args=(str(tmp_path), 2, ROUNDS, written)),
+        ctx.Process(target=_reader, args=(str(tmp_path), ROUNDS, queue, written)),
     ]
     for p in procs:
         p.start()
