@@ -630,7 +630,9 @@ def test_dead_server_fails_fast_and_loud(
         started = time.monotonic()
         with pytest.raises(BackendError):
             operation()
-        assert time.monotonic() - started < 0.1
+        # refused at once: well under a retry delay (seconds), with room for a busy
+        # machine
+        assert time.monotonic() - started < 0.5
 
 
 @pytest.mark.parametrize("client", CLIENTS)

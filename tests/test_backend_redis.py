@@ -39,6 +39,10 @@ from flask_caching.serializers import JSONSerializer, SignedPickleSerializer
 
 pytestmark = pytest.mark.redis
 
+#: a call refused at once (nothing listening) ends well within this, while redis-py's
+#: default retries with backoff would take seconds; the margin is for a busy machine
+FAST = 0.5
+
 SETTINGS = (
     "CACHE_DEFAULT_TIMEOUT",
     "CACHE_KEY_PREFIX",
@@ -485,13 +489,13 @@ def test_cluster_hash_tag_get_many_is_one_command(
 # --- fast failure ----------------------------------------------------------------
 
 
-def test_nothing_listening_fails_within_100ms() -> None:
+def test_nothing_listening_fails_at_once() -> None:
     cache = RedisCache(port=free_port())
     for call in (lambda: cache.get("k"), lambda: cache.set("k", 1)):
         started = time.monotonic()
         with pytest.raises(redis.ConnectionError):
             call()
-        assert time.monotonic() - started < 0.1
+        assert time.monotonic() - started < FAST
 
 
 def test_a_failed_call_is_not_retried() -> None:
@@ -517,7 +521,7 @@ def test_a_failed_call_is_not_retried() -> None:
         started = time.monotonic()
         with pytest.raises(redis.ConnectionError):
             cache.get("k")
-        assert time.monotonic() - started < 0.1
+        assert time.monotonic() - started < FAST
         time.sleep(0.05)
         assert len(accepted) == 1
     finally:
@@ -587,7 +591,7 @@ def test_unreachable_sentinel_and_cluster_fail_fast() -> None:
     started = time.monotonic()
     with pytest.raises(redis.sentinel.MasterNotFoundError):
         sentinel.get("k")
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < FAST
     started = time.monotonic()
     with pytest.raises(redis.exceptions.RedisClusterException) as err:
         RedisClusterCache(f"127.0.0.1:{free_port()}")
