@@ -39,39 +39,32 @@ def wrap(
 ) -> Callable[..., t.Any]:
     """A function like *f* (a coroutine function if *f* is one) that caches calls.
 
-    (Just over ~60 lines: the sync and the async wrapper, side by side on purpose.)
-
     An exception of a type in *catch* raised by *f* becomes its result (``@cached``
     stores an ``abort(404)`` as released Flask-Caching does; *finish* raises it).
     With *observe*, the function runs inside ``observe()`` and *outcome_of* gets
     what it yielded as a second argument (``@cached`` watches the session).
     """
-    watch = observe if observe is not None else _nothing
+    parts = _Parts(f, begin, outcome_of, finish, catch, observe)
     if inspect.iscoroutinefunction(f):
+        return _async_wrapper(parts)
+    return _sync_wrapper(parts)
 
-        @functools.wraps(f)
-        async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            begun = begin(args, kwargs)
-            if begun is None:
-                return await f(*args, **kwargs)
-            if isinstance(begun, str):  # a hit that needs no finish
-                return begun
-            rt, key, value, flow = begun
-            hit = flow is None
-            if flow is not None:
 
-                async def compute() -> Outcome:
-                    with watch() as seen:
-                        try:
-                            rv = await f(*args, **kwargs)
-                        except catch as exc:
-                            rv = exc
-                    return outcome_of(rv, seen) if observe else outcome_of(rv)
+class _Parts(t.NamedTuple):
+    """What both wrappers are built from (see :func:`wrap`)."""
 
-                hit, value = await drive_async(flow, compute)
-            return finish(rt, key, hit, value, args, kwargs)
+    f: Callable[..., t.Any]
+    begin: Begin
+    outcome_of: Callable[..., Outcome]
+    finish: Finish
+    catch: type[BaseException] | tuple[type[BaseException], ...]
+    observe: Callable[[], t.ContextManager[t.Any]] | None
 
-        return async_wrapper
+
+def _sync_wrapper(parts: _Parts) -> Callable[..., t.Any]:
+    """The wrapper of a plain function: begin, compute on a miss, finish."""
+    f, begin, outcome_of, finish, catch, observe = parts
+    watch = observe if observe is not None else _nothing
 
     @functools.wraps(f)
     def sync_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
@@ -96,6 +89,36 @@ def wrap(
         return finish(rt, key, hit, value, args, kwargs)
 
     return sync_wrapper
+
+
+def _async_wrapper(parts: _Parts) -> Callable[..., t.Any]:
+    """The same as :func:`_sync_wrapper` for a coroutine function."""
+    f, begin, outcome_of, finish, catch, observe = parts
+    watch = observe if observe is not None else _nothing
+
+    @functools.wraps(f)
+    async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        begun = begin(args, kwargs)
+        if begun is None:
+            return await f(*args, **kwargs)
+        if isinstance(begun, str):  # a hit that needs no finish
+            return begun
+        rt, key, value, flow = begun
+        hit = flow is None
+        if flow is not None:
+
+            async def compute() -> Outcome:
+                with watch() as seen:
+                    try:
+                        rv = await f(*args, **kwargs)
+                    except catch as exc:
+                        rv = exc
+                return outcome_of(rv, seen) if observe else outcome_of(rv)
+
+            hit, value = await drive_async(flow, compute)
+        return finish(rt, key, hit, value, args, kwargs)
+
+    return async_wrapper
 
 
 @contextlib.contextmanager
