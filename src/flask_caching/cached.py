@@ -177,7 +177,7 @@ class CachedView(ViewKeyMethods, ViewReporting):
         nothing else is owed to the call (no signal, no hit header); any other call
         goes to :meth:`begin`. A miss hands its read on, so nothing is read twice.
 
-        (Just under ~60 lines: every view hit runs it, so what a helper call would
+        (Just over ~60 lines: every view hit runs it, so what a helper call would
         cost is inlined; benchmarks/README.md has the numbers.)"""
         ctx = request_ctx()
         if ctx is None:
