@@ -33,7 +33,7 @@ from .utils import join_generator
 from .view_keys import VARY_VERSION_PREFIX as VARY_VERSION_PREFIX
 from .view_keys import ViewKeyMethods, ViewKeys
 from .view_miss import plain_miss
-from .view_options import ViewOptions, view_options
+from .view_options import ViewOptions, ViewPlan, view_options
 from .view_reporting import ViewReporting
 from .view_results import seconds, to_payload
 from .wrapping import wrap
@@ -86,9 +86,8 @@ class CachedView(ViewKeyMethods, ViewReporting):
         )
         #: a hit is one plain read judged by "not None" (no is_stale, no cached None)
         self.plain_reads = opts.stale is None and not opts.cache_none
-        #: (runtime, Cache-Status header on, meta layout, plain reads, plain misses)
-        #: for the runtime last seen
-        self._plan: tuple[t.Any, bool, bool, bool, bool] = (None,) + (False,) * 4
+        #: what the settings of the runtime last seen say (:class:`.ViewPlan`)
+        self._plan = ViewPlan(None, False, False, False, False)
         self._quick_setup(opts)
         #: this view's counters on the runtime last used (``Cache.stats()``)
         self.slot = CounterSlot(self.label)
@@ -191,9 +190,10 @@ class CachedView(ViewKeyMethods, ViewReporting):
             # another app, or init_app again (a new runtime): look it up
             rt = self.get_runtime()
             plan = self._plan
-            if plan[0] is not rt or not plan[3]:
+            if plan.runtime is not rt or not plan.plain:
                 return self.begin(args, kwargs)  # the first call works the plan out
-            fast = self._fast = (app, rt, self.slot.of(rt), self.owner._last, plan[4])
+            counters = self.slot.of(rt)
+            fast = self._fast = (app, rt, counters, self.owner._last, plan.plain_miss)
         rt = fast[1]
         if (
             self.guard.keyed
@@ -245,18 +245,13 @@ class CachedView(ViewKeyMethods, ViewReporting):
         hit is counted here, a miss when its flow ends."""
         opts = self.opts
         plan = self._plan
-        if plan[0] is not rt:  # the settings' say for this runtime, worked out once
-            meta = opts.locking.keeps_meta(rt.settings)
-            status = self.status_on(rt)
-            plain = not (status or meta)
-            policy = opts.locking.resolve(rt.settings)
-            simple_miss = plain and not policy.lock and not policy.grace
-            plan = self._plan = (rt, status, meta, plain, simple_miss)
-        status = plan[1]
+        if plan.runtime is not rt:  # worked out once per runtime
+            plan = self._plan = ViewPlan.of(rt, self.status_on(rt), opts)
+        status = plan.status
         if (
             found is NOT_READ
             and self.plain_reads
-            and not (version_keys or force or not plan[3])
+            and not (version_keys or force or not plan.plain)
         ):
             # the common hit, answered without building the miss machinery: one
             # get, a value that is not None (lookup.begin would decide the same)
@@ -269,7 +264,7 @@ class CachedView(ViewKeyMethods, ViewReporting):
         layout = Layout(
             key,
             # the meta key holds the freshness the header's ttl= tells
-            meta=status or plan[2],
+            meta=status or plan.meta,
             version_keys=version_keys,
             cache_none=opts.cache_none,
         )

@@ -1,4 +1,5 @@
-"""The options of ``@cached``, checked once at decoration time."""
+"""The options of ``@cached``, checked once at decoration time, and what one
+runtime's settings make of them (:class:`ViewPlan`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from .options import (
 )
 from .privacy import PrivateMode, check_private, parse_vary
 from .utils import normalize_timeout
+
+if t.TYPE_CHECKING:
+    from .runtime import Runtime
 
 
 class ViewOptions(t.NamedTuple):
@@ -98,3 +102,25 @@ def view_options(
             f"key_prefix must be a string or a callable, got {key_prefix!r}"
         )
     return opts
+
+
+class ViewPlan(t.NamedTuple):
+    """What one runtime's settings say for a view: worked out on its first call."""
+
+    runtime: Runtime | None
+    #: a Cache-Status header is added
+    status: bool
+    #: entries keep a meta key (their freshness)
+    meta: bool
+    #: neither: a hit is one plain read
+    plain: bool
+    #: also no lock and no staleness window: a miss is :func:`.view_miss.plain_miss`
+    plain_miss: bool
+
+    @classmethod
+    def of(cls, rt: Runtime, status: bool, opts: ViewOptions) -> ViewPlan:
+        """The plan of a view with *opts* on *rt* (*status*: its header is on)."""
+        meta = opts.locking.keeps_meta(rt.settings)
+        plain = not (status or meta)
+        policy = opts.locking.resolve(rt.settings)
+        return cls(rt, status, meta, plain, plain and not (policy.lock or policy.grace))
